@@ -1,0 +1,22 @@
+"""keras_biasinit: Keras 3 initializers computed from data.
+
+Output biases that already predict the best constant for the loss
+(`ClassPriorBias`, `MeanBias`, `MedianBias`, `HuberBias`), computed from a
+`tf.data` pipeline, tfds dataset, NumPy array or iterable of batches, and kept
+in the initializer's config so models save and load.
+"""
+
+from keras_biasinit.initializers import ClassPriorBias
+from keras_biasinit.initializers import HuberBias
+from keras_biasinit.initializers import MeanBias
+from keras_biasinit.initializers import MedianBias
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ClassPriorBias",
+    "HuberBias",
+    "MeanBias",
+    "MedianBias",
+    "__version__",
+]

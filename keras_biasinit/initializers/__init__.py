@@ -1,0 +1,9 @@
+"""The Keras initializers: thin, serializable classes that hold numbers."""
+
+from keras_biasinit.initializers._base import BiasInitializer
+from keras_biasinit.initializers.class_prior_bias import ClassPriorBias
+from keras_biasinit.initializers.huber_bias import HuberBias
+from keras_biasinit.initializers.mean_bias import MeanBias
+from keras_biasinit.initializers.median_bias import MedianBias
+
+__all__ = ["BiasInitializer", "ClassPriorBias", "HuberBias", "MeanBias", "MedianBias"]

@@ -1,0 +1,215 @@
+"""ClassPriorBias: the bias that makes a classifier predict the class priors."""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence, Union
+
+import keras
+import numpy as np
+
+from keras_biasinit.data import read_batches
+from keras_biasinit.initializers._base import BiasInitializer
+from keras_biasinit.initializers._base import as_vector
+from keras_biasinit.initializers._base import check_expected_loss
+from keras_biasinit.stats import ClassCounts
+from keras_biasinit.stats import binary_cross_entropy
+from keras_biasinit.stats import cross_entropy
+
+_ACTIVATIONS = ("softmax", "sigmoid")
+
+
+@keras.saving.register_keras_serializable(package="keras_biasinit")
+class ClassPriorBias(BiasInitializer):
+    """Initializer that sets a classifier's output bias to the class priors.
+
+    For a `softmax` output the bias is `b_i = log F_i`, so `softmax(b) = F`, the
+    class frequencies: the constant prediction that minimises categorical
+    cross-entropy, which then starts at the entropy `H(F) = -sum_i F_i log F_i`
+    (`log M` for `M` balanced classes) instead of the loss of a uniform guess.
+
+    For a `sigmoid` output (binary or multi-label) each output gets the prior
+    logit `b_j = log(p_j / (1 - p_j))`, so `sigmoid(b_j) = p_j`, its positive
+    rate: the constant that minimises binary cross-entropy, which then starts at
+    the mean binary entropy of the `p_j`.
+
+    Examples:
+
+    >>> init = ClassPriorBias([0.9, 0.09, 0.01])
+    >>> bias = init(shape=(3,))
+
+    From data, inside a layer:
+
+    >>> labels = np.array([0] * 90 + [1] * 9 + [2])
+    >>> init = ClassPriorBias.from_dataset(labels, verbose=0)
+    >>> round(init.expected_loss, 4)  # the entropy of the class frequencies
+    0.3539
+    >>> layer = keras.layers.Dense(3, activation="softmax", bias_initializer=init)
+
+    Args:
+        priors: class frequencies (softmax; normalised here, so counts work too)
+            or per-output positive rates in (0, 1) (sigmoid; not normalised).
+            Every value must be positive: a zero prior has no finite bias.
+        activation: `"softmax"` or `"sigmoid"`, the output layer's activation.
+            Defaults to `"softmax"`.
+        expected_loss: the loss the model shows at step 0 with this bias, if
+            known. Set by `from_dataset`. Defaults to None.
+
+    Reference:
+        - [Karpathy, 2019, "A Recipe for Training Neural Networks"](
+          https://karpathy.github.io/2019/04/25/recipe/) ("init well").
+        - [Lin et al., 2017, "Focal Loss for Dense Object Detection"](
+          https://arxiv.org/abs/1708.02002) (the prior bias, section 4.1).
+    """
+
+    def __init__(
+        self,
+        priors: Union[Sequence[float], np.ndarray],
+        activation: str = "softmax",
+        *,
+        expected_loss: Optional[float] = None,
+    ):
+        if activation not in _ACTIVATIONS:
+            raise ValueError(
+                f'`activation` must be "softmax" or "sigmoid". '
+                f"Received: activation={activation!r}"
+            )
+        priors = as_vector(priors, "priors")
+        if (priors <= 0).any():
+            raise ValueError(
+                "Every prior must be positive: a class with prior 0 would need an "
+                "infinite bias. Use `from_dataset(..., smoothing=1.0)` or add a "
+                f"pseudo-count. Received: priors={priors.tolist()}"
+            )
+        if activation == "softmax":
+            if priors.shape[0] < 2:
+                raise ValueError(
+                    "A softmax output needs at least 2 class priors; for one "
+                    'binary output use activation="sigmoid". '
+                    f"Received: priors={priors.tolist()}"
+                )
+            priors = priors / priors.sum()
+            self._bias = np.log(priors)
+        else:
+            if (priors >= 1).any():
+                raise ValueError(
+                    "Sigmoid priors are per-output positive rates and must lie in "
+                    f"(0, 1). Received: priors={priors.tolist()}"
+                )
+            self._bias = np.log(priors) - np.log1p(-priors)
+        self.priors = priors
+        self.activation = activation
+        self._expected_loss = check_expected_loss(expected_loss)
+
+    def get_config(self) -> dict:
+        return {
+            "priors": [float(p) for p in self.priors],
+            "activation": self.activation,
+            "expected_loss": self._expected_loss,
+        }
+
+    @classmethod
+    def from_dataset(
+        cls,
+        dataset: Any,
+        *,
+        target: Union[str, int, None] = None,
+        steps: Optional[int] = None,
+        verbose: Union[str, int] = "auto",
+        num_classes: Optional[int] = None,
+        activation: str = "softmax",
+        smoothing: float = 0.0,
+        batched: Optional[bool] = None,
+    ) -> "ClassPriorBias":
+        """Counts the classes in one pass over `dataset`.
+
+        Softmax targets are integer class ids of shape `(n,)` or `(n, 1)`
+        (`SparseCategoricalCrossentropy`) or label vectors `(n, num_classes)`,
+        one-hot or soft (`CategoricalCrossentropy`). Sigmoid targets are values
+        in [0, 1] of shape `(n,)` / `(n, 1)` (binary) or `(n, k)` (multi-label).
+        Sample weights in `(x, y, sample_weight)` elements weight the counts.
+
+        Args:
+            dataset: a `tf.data.Dataset` (batched or not), tfds dataset, NumPy
+                array or iterable of batches; see `keras_biasinit.data`.
+            target: the dict key or tuple index of the labels. Defaults to the
+                2nd item of a tuple, or the whole element.
+            steps: read at most this many elements. Defaults to None (all).
+            verbose: `"auto"`, 0, 1 or 2, as in `Model.fit`. Defaults to "auto".
+            num_classes: number of classes (softmax) or outputs (sigmoid).
+                Defaults to None: inferred from the largest id / label width.
+                Pass it whenever a class might be missing from the data.
+            activation: `"softmax"` or `"sigmoid"`. Defaults to "softmax".
+            smoothing: a pseudo-count added to every class (softmax) or to the
+                positives and the negatives of every output (sigmoid), which
+                allows classes that never occur. Defaults to 0.
+            batched: whether each element of a `tf.data.Dataset` is a batch.
+                Defaults to None (detected; see `keras_biasinit.data`).
+
+        Returns:
+            A `ClassPriorBias` whose `expected_loss` is the loss at step 0.
+        """
+        if activation not in _ACTIVATIONS:
+            raise ValueError(
+                f'`activation` must be "softmax" or "sigmoid". '
+                f"Received: activation={activation!r}"
+            )
+        smoothing = float(smoothing)
+        if not np.isfinite(smoothing) or smoothing < 0:
+            raise ValueError(
+                "`smoothing` must be a finite, non-negative pseudo-count. "
+                f"Received: smoothing={smoothing}"
+            )
+        counts = ClassCounts(num_classes)
+        for labels, weights in read_batches(
+            dataset, target=target, steps=steps, batched=batched, verbose=verbose
+        ):
+            is_ids = labels.ndim == 1 or (labels.ndim == 2 and labels.shape[1] == 1)
+            if activation == "softmax" and is_ids:
+                counts.update_ids(labels, weights)
+            else:
+                counts.update_vectors(labels, weights)
+        if counts.weight <= 0:
+            raise ValueError("All sample weights are 0: there are no classes to count.")
+        if activation == "softmax":
+            return cls._softmax(counts, smoothing)
+        return cls._sigmoid(counts, smoothing)
+
+    @classmethod
+    def _softmax(cls, counts: ClassCounts, smoothing: float) -> "ClassPriorBias":
+        c = counts.counts
+        if c.shape[0] < 2:
+            raise ValueError(
+                f"Found labels of only {c.shape[0]} class; a softmax needs at least "
+                "2. Pass `num_classes=`, or use activation=\"sigmoid\" for one "
+                "binary output."
+            )
+        smoothed = c + smoothing
+        missing = np.flatnonzero(smoothed <= 0)
+        if missing.size:
+            raise ValueError(
+                f"Class(es) {missing[:10].tolist()} have zero frequency in the data, "
+                "so their bias would be -inf. Pass `smoothing=` (e.g. 1.0, a "
+                "pseudo-count per class), or remove those classes."
+            )
+        priors = smoothed / smoothed.sum()
+        init = cls(priors, "softmax")
+        predicted = np.exp(init._bias - np.logaddexp.reduce(init._bias))
+        init._expected_loss = cross_entropy(c, predicted) / counts.rows
+        return init
+
+    @classmethod
+    def _sigmoid(cls, counts: ClassCounts, smoothing: float) -> "ClassPriorBias":
+        positives, total = counts.counts, counts.weight
+        rates = (positives + smoothing) / (total + 2 * smoothing)
+        degenerate = np.flatnonzero((rates <= 0) | (rates >= 1))
+        if degenerate.size:
+            raise ValueError(
+                f"Output(s) {degenerate[:10].tolist()} are always "
+                f"{'0' if rates[degenerate[0]] <= 0 else '1'} in the data, so their "
+                "bias would be infinite. Pass `smoothing=` (e.g. 1.0, a pseudo-count "
+                "of positives and negatives), or remove those outputs."
+            )
+        init = cls(rates, "sigmoid")
+        per_output = binary_cross_entropy(positives / total, rates) * total
+        init._expected_loss = float(per_output.mean() / counts.rows)
+        return init

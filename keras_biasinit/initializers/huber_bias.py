@@ -1,0 +1,118 @@
+"""HuberBias: the bias at the Huber location M-estimate (Huber-loss-optimal)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Optional, Union
+
+import keras
+
+from keras_biasinit.data import read_batches
+from keras_biasinit.initializers._base import BiasInitializer
+from keras_biasinit.initializers._base import Numbers
+from keras_biasinit.initializers._base import as_vector
+from keras_biasinit.initializers._base import check_expected_loss
+from keras_biasinit.initializers._base import plain
+from keras_biasinit.stats import huber_location
+
+
+def _check_delta(delta: float) -> float:
+    delta = float(delta)
+    if not math.isfinite(delta) or delta <= 0:
+        raise ValueError(
+            f"`delta` must be a positive, finite number. Received: delta={delta!r}"
+        )
+    return delta
+
+
+@keras.saving.register_keras_serializable(package="keras_biasinit")
+class HuberBias(BiasInitializer):
+    """Initializer that sets a regressor's output bias to the Huber location.
+
+    `b_j` minimises `sum_i w_i h(y_ij - b_j)` with the Huber loss
+    `h(r) = r^2 / 2` for `|r| <= delta`, `delta * (|r| - delta / 2)` otherwise,
+    exactly as `keras.losses.Huber(delta)` computes it. There is no closed form;
+    it is the root of the non-decreasing, piecewise-linear
+    `psi(b) = sum_i w_i clip(b - y_i, -delta, delta)`, found exactly. It lies
+    between the median (`delta -> 0`) and the mean (`delta -> inf`). Where the
+    minimiser is not unique (psi is 0 on an interval), the midpoint is used.
+
+    Examples:
+
+    >>> init = HuberBias(140.0, delta=10.0)
+    >>> bias = init(shape=(1,))
+
+    From data, inside a layer:
+
+    >>> y = np.array([0.0, 1.0, 2.0, 100.0])
+    >>> init = HuberBias.from_dataset(y, delta=1.0, verbose=0)
+    >>> init.bias.tolist()
+    [1.5]
+    >>> layer = keras.layers.Dense(1, bias_initializer=init)
+
+    Args:
+        location: the Huber location, one number or one per output.
+        delta: the Huber loss's `delta` this location was computed for.
+            Defaults to 1.0, as `keras.losses.Huber`.
+        expected_loss: the loss at step 0 with this bias, if known. Set by
+            `from_dataset`. Defaults to None.
+
+    Reference:
+        - [Huber, 1964, "Robust Estimation of a Location Parameter"](
+          https://doi.org/10.1214/aoms/1177703732)
+    """
+
+    def __init__(
+        self,
+        location: Numbers,
+        delta: float = 1.0,
+        *,
+        expected_loss: Optional[float] = None,
+    ):
+        self._bias = as_vector(location, "location")
+        self.delta = _check_delta(delta)
+        self._expected_loss = check_expected_loss(expected_loss)
+
+    def get_config(self) -> dict:
+        return {
+            "location": plain(self._bias),
+            "delta": self.delta,
+            "expected_loss": self._expected_loss,
+        }
+
+    @classmethod
+    def from_dataset(
+        cls,
+        dataset: Any,
+        *,
+        target: Union[str, int, None] = None,
+        steps: Optional[int] = None,
+        verbose: Union[str, int] = "auto",
+        delta: float = 1.0,
+        batched: Optional[bool] = None,
+    ) -> "HuberBias":
+        """Computes the exact (weighted) Huber location of the targets.
+
+        Targets have shape `(n,)` or `(n, d)`. `expected_loss` is the Huber loss
+        of the location as `keras.losses.Huber(delta)` reports it:
+        `sum_i w_i huber_i / n`.
+
+        Args:
+            dataset: a `tf.data.Dataset` (batched or not), tfds dataset, NumPy
+                array or iterable of batches; see `keras_biasinit.data`.
+            target: the dict key or tuple index of the targets. Defaults to the
+                2nd item of a tuple, or the whole element.
+            steps: read at most this many elements. Defaults to None (all).
+            verbose: `"auto"`, 0, 1 or 2, as in `Model.fit`. Defaults to "auto".
+            delta: the Huber loss's `delta`. Defaults to 1.0.
+            batched: whether each element of a `tf.data.Dataset` is a batch.
+                Defaults to None (detected; see `keras_biasinit.data`).
+        """
+        delta = _check_delta(delta)
+        result = huber_location(
+            read_batches(
+                dataset, target=target, steps=steps, batched=batched, verbose=verbose
+            ),
+            delta=delta,
+        )
+        return cls(result.location, delta, expected_loss=float(result.mean_loss.mean()))

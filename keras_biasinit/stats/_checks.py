@@ -1,0 +1,43 @@
+"""Input checks shared by the statistics (pure NumPy)."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+
+def as_columns(values: np.ndarray) -> np.ndarray:
+    """Returns `values` as a float64 `(rows, columns)` matrix, checked finite."""
+    y = np.asarray(values)
+    if y.ndim == 0:
+        y = y.reshape(1, 1)
+    y = y.reshape(y.shape[0], -1)
+    if y.dtype != np.float64:
+        y = y.astype(np.float64)
+    check_finite(y)
+    return y
+
+
+def check_finite(y: np.ndarray) -> None:
+    if not np.isfinite(y).all():
+        bad = int(np.size(y) - np.count_nonzero(np.isfinite(y)))
+        raise ValueError(
+            f"The targets contain {bad} NaN or inf value(s). Remove or impute them "
+            "in the pipeline (e.g. `dataset.filter(...)` or `np.nan_to_num`) "
+            "before computing a bias from them."
+        )
+
+
+def check_weights(weights: Optional[np.ndarray], rows: int) -> Optional[np.ndarray]:
+    if weights is None:
+        return None
+    w = np.asarray(weights, dtype=np.float64).reshape(-1)
+    if w.shape[0] != rows:
+        raise ValueError(
+            f"Got {w.shape[0]} sample weights for {rows} rows; pass one weight per "
+            "row."
+        )
+    if not np.isfinite(w).all() or (w < 0).any():
+        raise ValueError("Sample weights must be finite and non-negative.")
+    return w

@@ -1,0 +1,128 @@
+"""Weighted class counts, streamed and mergeable.
+
+Counts integer class ids (`np.bincount`) or sums label vectors column by column
+(one-hot, soft or multi-label targets). Frequencies, positive rates and the
+cross-entropies a constant prediction leaves follow from the counts alone.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from keras_biasinit.stats._checks import check_finite, check_weights
+
+
+class ClassCounts:
+    """Weighted count of each class (or sum of each label column).
+
+    Args:
+        num_classes: number of classes or label columns, if known. Defaults to
+            None: the largest id seen plus one (or the label width).
+
+    Example:
+
+    >>> c = ClassCounts(num_classes=3).update_ids(np.array([0, 2, 2]))
+    >>> c.counts.tolist(), c.weight
+    ([1.0, 0.0, 2.0], 3.0)
+    """
+
+    def __init__(self, num_classes: Optional[int] = None) -> None:
+        if num_classes is not None and (
+            isinstance(num_classes, bool) or int(num_classes) != num_classes
+            or num_classes < 1
+        ):
+            raise ValueError(
+                "`num_classes` must be a positive integer or None. "
+                f"Received: num_classes={num_classes!r}"
+            )
+        self.num_classes = None if num_classes is None else int(num_classes)
+        self.counts = np.zeros(self.num_classes or 0)
+        self.rows = 0
+        self.weight = 0.0
+
+    def update_ids(self, ids: np.ndarray, weights: Optional[np.ndarray] = None):
+        """Adds a batch of integer class ids of shape `(n,)` or `(n, 1)`."""
+        ids = np.asarray(ids)
+        if ids.ndim == 2 and ids.shape[1] == 1:
+            ids = ids[:, 0]
+        if ids.ndim != 1:
+            raise ValueError(
+                f"Class ids must have shape (n,) or (n, 1); received {ids.shape}."
+            )
+        w = check_weights(weights, ids.shape[0])
+        if not np.issubdtype(ids.dtype, np.integer):
+            check_finite(ids.astype(np.float64, copy=False))
+            as_int = ids.astype(np.int64)
+            if (as_int != ids).any():
+                raise ValueError(
+                    "Class ids must be whole numbers; found fractional values. "
+                    "For soft labels pass label vectors of shape (n, num_classes)."
+                )
+            ids = as_int
+        if ids.size:
+            low, high = int(ids.min()), int(ids.max())
+            limit = self.num_classes
+            if low < 0 or (limit is not None and high >= limit):
+                bad = low if low < 0 else high
+                raise ValueError(
+                    f"Found class id {bad}, outside [0, {limit if limit else 'inf'})"
+                    ". Pass the right `num_classes=`, or remap the labels to "
+                    "0..num_classes-1."
+                )
+        batch = np.bincount(ids, weights=w, minlength=self.num_classes or 0)
+        self._add(batch, ids.shape[0], ids.shape[0] if w is None else float(w.sum()))
+        return self
+
+    def update_vectors(self, labels: np.ndarray, weights: Optional[np.ndarray] = None):
+        """Adds a batch of label vectors `(n, k)` (one-hot, soft or multi-label)."""
+        y = np.asarray(labels, dtype=np.float64)
+        if y.ndim == 1:
+            y = y[:, None]
+        y = y.reshape(y.shape[0], -1)
+        check_finite(y)
+        if (y < 0).any() or (y > 1).any():
+            raise ValueError(
+                "Label vectors must hold values in [0, 1] (one-hot, soft or "
+                "multi-label targets). For integer class ids use shape (n,)."
+            )
+        if self.num_classes is not None and y.shape[1] != self.num_classes:
+            raise ValueError(
+                f"The labels have {y.shape[1]} columns but num_classes="
+                f"{self.num_classes}. Pass the matching `num_classes=` (or leave "
+                "it None)."
+            )
+        w = check_weights(weights, y.shape[0])
+        batch = y.sum(axis=0) if w is None else w @ y
+        self._add(batch, y.shape[0], y.shape[0] if w is None else float(w.sum()))
+        return self
+
+    def merge(self, other: "ClassCounts") -> "ClassCounts":
+        """Combines `other` into this state."""
+        self._add(other.counts, other.rows, other.weight)
+        return self
+
+    def _add(self, counts: np.ndarray, rows: int, weight: float) -> None:
+        if counts.shape[0] > self.counts.shape[0]:
+            counts, self.counts = self.counts, counts.astype(np.float64)
+        self.counts[: counts.shape[0]] += counts
+        self.rows += rows
+        self.weight += weight
+
+
+def cross_entropy(target: np.ndarray, predicted: np.ndarray) -> float:
+    """`-sum(t * log q)`, with `0 * log 0 = 0`: the loss of predicting `q`."""
+    target = np.asarray(target, dtype=np.float64)
+    mask = target > 0
+    return float(-np.sum(target[mask] * np.log(np.asarray(predicted)[mask])))
+
+
+def binary_cross_entropy(target: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """Per column `-(t log q + (1 - t) log(1 - q))`, with `0 * log 0 = 0`."""
+    t = np.asarray(target, dtype=np.float64)
+    q = np.asarray(predicted, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pos = np.where(t > 0, t * np.log(q), 0.0)
+        neg = np.where(t < 1, (1 - t) * np.log1p(-q), 0.0)
+    return -(pos + neg)

@@ -1,0 +1,96 @@
+"""Weighted mean and variance per column, streamed and mergeable.
+
+The optimal constant under mean squared error is the (weighted) mean; the loss
+it leaves is the variance. Batches are combined with the pairwise update of
+Chan, Golub & LeVeque (1979), so the result does not depend on how the data is
+split into batches, and no batch is held after it is seen.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from keras_biasinit.stats._checks import as_columns, check_weights
+
+
+class Moments:
+    """Count, total weight, mean and central second moment of each column.
+
+    Example:
+
+    >>> m = Moments().update(np.array([1.0, 2.0])).update(np.array([6.0]))
+    >>> float(m.mean[0]), float(m.variance[0])
+    (3.0, 4.666666666666667)
+    """
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.weight = 0.0
+        self.mean: Optional[np.ndarray] = None
+        self.m2: Optional[np.ndarray] = None  # sum of w * (y - mean)^2
+
+    def update(self, values: np.ndarray, weights: Optional[np.ndarray] = None):
+        """Adds one batch: `values` of shape `(n,)` or `(n, ...)`, `weights` `(n,)`."""
+        y = as_columns(values)
+        w = check_weights(weights, y.shape[0])
+        batch = Moments()
+        batch.rows = y.shape[0]
+        if w is None:
+            batch.weight = float(y.shape[0])
+            batch.mean = y.mean(axis=0)
+            centred = y - batch.mean
+            batch.m2 = np.einsum("ij,ij->j", centred, centred)
+        else:
+            batch.weight = float(w.sum())
+            if batch.weight > 0:
+                batch.mean = (w @ y) / batch.weight
+                centred = y - batch.mean
+                batch.m2 = w @ (centred * centred)
+            else:
+                batch.mean = np.zeros(y.shape[1])
+                batch.m2 = np.zeros(y.shape[1])
+        return self.merge(batch)
+
+    def merge(self, other: "Moments") -> "Moments":
+        """Combines `other` into this state (exact up to float rounding)."""
+        if other.mean is None:
+            return self
+        if self.mean is None:
+            self.rows, self.weight = other.rows, other.weight
+            self.mean, self.m2 = other.mean.copy(), other.m2.copy()
+            return self
+        if other.mean.shape != self.mean.shape:
+            raise ValueError(
+                f"Batches have different widths: {self.mean.shape[0]} columns, then "
+                f"{other.mean.shape[0]}. Every batch must have the same target shape."
+            )
+        total = self.weight + other.weight
+        self.rows += other.rows
+        if other.weight == 0:
+            return self
+        delta = other.mean - self.mean
+        share = other.weight / total
+        self.mean = self.mean + delta * share
+        self.m2 = self.m2 + other.m2 + delta * delta * self.weight * share
+        self.weight = total
+        return self
+
+    @property
+    def variance(self) -> np.ndarray:
+        """Weighted population variance per column, `m2 / weight`."""
+        self.check_nonempty()
+        return self.m2 / self.weight
+
+    @property
+    def second_moment(self) -> np.ndarray:
+        """Weighted mean of `y**2` per column, `variance + mean**2`."""
+        return self.variance + self.mean * self.mean
+
+    def check_nonempty(self) -> None:
+        if self.mean is None or self.weight <= 0:
+            raise ValueError(
+                "No data with positive weight was seen: the data is empty or all "
+                "its sample weights are 0."
+            )
