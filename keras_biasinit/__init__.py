@@ -10,13 +10,17 @@ from keras_biasinit.initializers import ClassPriorBias
 from keras_biasinit.initializers import HuberBias
 from keras_biasinit.initializers import MeanBias
 from keras_biasinit.initializers import MedianBias
+from keras_biasinit.verify import InitLossCheck
+from keras_biasinit.verify import verify_loss_at_init
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ClassPriorBias",
     "HuberBias",
+    "InitLossCheck",
     "MeanBias",
     "MedianBias",
     "__version__",
+    "verify_loss_at_init",
 ]

@@ -1,0 +1,181 @@
+"""verify_loss_at_init on small real models, against NumPy / hand calculations."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_biasinit as kbi
+
+
+@pytest.fixture(scope="module")
+def regression():
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(96, 3)).astype("float32")
+    y = (150.0 + 40.0 * rng.normal(size=(96, 1))).astype("float32")
+    return x, y
+
+
+def _mlp(output_kernel, bias_initializer, activation=None, units=1, seed=3):
+    return keras.Sequential(
+        [
+            keras.Input((3,)),
+            keras.layers.Dense(
+                8, activation="relu",
+                kernel_initializer=keras.initializers.HeNormal(seed=seed),
+            ),
+            keras.layers.Dense(
+                units, activation=activation, kernel_initializer=output_kernel,
+                bias_initializer=bias_initializer,
+            ),
+        ]
+    )
+
+
+def _numpy_forward(model, x):
+    w1, b1, w2, b2 = model.get_weights()
+    return np.maximum(x @ w1 + b1, 0.0) @ w2 + b2
+
+
+def test_matching_bias_and_zero_kernel_is_ok(regression):
+    x, y = regression
+    model = _mlp("zeros", kbi.MeanBias.from_dataset(y, verbose=0))
+    model.compile(loss="mse")
+    check = kbi.verify_loss_at_init(model, (x, y))
+    variance = np.var(y.astype(np.float64))
+    assert check.expected == pytest.approx(variance, rel=1e-6)
+    assert check.measured == pytest.approx(variance, rel=1e-5)
+    assert check.kernel_part == pytest.approx(0.0, abs=1e-6 * variance)
+    assert check.ok
+    assert "OK" in str(check) and "NOT OK" not in str(check)
+
+
+def test_random_final_kernel_is_blamed_and_restored(regression):
+    x, y = regression
+    big = keras.initializers.RandomNormal(stddev=20.0, seed=5)
+    model = _mlp(big, kbi.MeanBias.from_dataset(y, verbose=0))
+    model.compile(loss="mse")
+    before = model.get_weights()
+    check = kbi.verify_loss_at_init(model, (x, y))
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    y64 = y.astype(np.float64)
+    measured = np.mean((_numpy_forward(model, x).astype(np.float64) - y64) ** 2)
+    variance = np.var(y64)
+    assert check.measured == pytest.approx(measured, rel=1e-4)
+    assert check.zero_kernel_loss == pytest.approx(variance, rel=1e-5)
+    assert check.kernel_part == pytest.approx(measured - variance, rel=1e-3)
+    assert check.bias_part == pytest.approx(0.0, abs=1e-5 * variance)
+    assert not check.ok
+    assert "Scale it down" in check.message
+    assert "bias itself is off" not in check.message
+    # The kernel was put back: the model predicts as before the check.
+    np.testing.assert_allclose(model.predict(x, verbose=0), _numpy_forward(model, x),
+                               rtol=1e-5, atol=1e-3)
+    assert np.abs(model.layers[-1].kernel.numpy()).max() > 1.0
+
+
+def test_bias_from_other_data_is_blamed(regression):
+    x, y = regression
+    y_other = y[:40] + 30.0  # another split, shifted
+    model = _mlp("zeros", kbi.MeanBias.from_dataset(y_other, verbose=0))
+    model.compile(loss="mse")
+    check = kbi.verify_loss_at_init(model, (x, y))
+    y64 = y.astype(np.float64)
+    b = np.mean(y_other.astype(np.float64))
+    by_hand = np.var(y64) + (b - np.mean(y64)) ** 2  # MSE of a constant b
+    assert check.measured == pytest.approx(by_hand, rel=1e-5)
+    assert check.expected == pytest.approx(np.var(y_other.astype(np.float64)), rel=1e-5)
+    assert check.bias_part == pytest.approx(by_hand - check.expected, rel=1e-4)
+    assert not check.ok
+    assert "bias itself is off" in check.message
+    assert "Scale it down" not in check.message
+
+
+def test_softmax_priors_with_sample_weights_on_tf_data():
+    rng = np.random.default_rng(11)
+    n, classes = 120, 4
+    x = rng.normal(size=(n, 3)).astype("float32")
+    y = rng.choice(classes, size=n, p=[0.7, 0.15, 0.1, 0.05])
+    w = rng.uniform(0.5, 2.0, size=n).astype("float32")
+    ds = tf.data.Dataset.from_tensor_slices((x, y, w)).batch(32)
+    init = kbi.ClassPriorBias.from_dataset(ds, num_classes=classes, verbose=0)
+    model = _mlp("zeros", init, activation="softmax", units=classes)
+    model.compile(loss="sparse_categorical_crossentropy")
+    check = kbi.verify_loss_at_init(model, ds)
+    freq = np.bincount(y, weights=w.astype(np.float64), minlength=classes)
+    freq /= freq.sum()
+    by_hand = np.sum(w * -np.log(freq[y])) / n  # Keras: weighted sum / rows
+    assert check.expected == pytest.approx(by_hand, rel=1e-6)
+    assert check.measured == pytest.approx(by_hand, rel=1e-5)
+    assert check.ok
+
+
+def test_explicit_expected_for_a_zero_bias():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(64, 3)).astype("float32")
+    y = rng.integers(0, 5, size=64)
+    # The output layer is followed by a separate activation: it is still found.
+    model = keras.Sequential(
+        [
+            keras.Input((3,)),
+            keras.layers.Dense(8, activation="relu"),
+            keras.layers.Dense(5, kernel_initializer="zeros", name="logits"),
+            keras.layers.Activation("softmax"),
+        ]
+    )
+    model.compile(loss="sparse_categorical_crossentropy")
+    with pytest.raises(ValueError, match=r"logits.*Zeros.*`expected=`"):
+        kbi.verify_loss_at_init(model, (x, y))
+    check = kbi.verify_loss_at_init(model, (x, y), expected=math.log(5))
+    assert check.measured == pytest.approx(math.log(5), rel=1e-5)  # uniform guess
+    assert check.ok
+    # Compared with the class frequencies' entropy, the zero bias is off.
+    freq = np.bincount(y, minlength=5) / 64
+    entropy = -np.sum(freq * np.log(freq))
+    check = kbi.verify_loss_at_init(model, (x, y), expected=entropy, layer="logits")
+    assert check.bias_part == pytest.approx(math.log(5) - entropy, rel=1e-4)
+    assert check.ok == (math.log(5) - entropy <= 0.05 * entropy)
+
+
+def test_trained_bias_is_reported(regression):
+    x, y = regression
+    model = _mlp("zeros", kbi.MeanBias.from_dataset(y, verbose=0))
+    model.compile(loss="mse")
+    model.build((None, 3))
+    model.layers[-1].bias.assign([0.0])
+    check = kbi.verify_loss_at_init(model, (x, y))
+    y64 = y.astype(np.float64)
+    assert check.measured == pytest.approx(np.mean(y64**2), rel=1e-5)
+    assert "no longer holds" in check.message
+    assert "bias itself is off" in check.message
+
+
+def test_bad_calls(regression):
+    x, y = regression
+    model = _mlp("zeros", kbi.MeanBias.from_dataset(y, verbose=0))
+    with pytest.raises(ValueError, match="compile"):
+        kbi.verify_loss_at_init(model, (x, y))
+    model.compile(loss="mse")
+    with pytest.raises(ValueError, match="rtol"):
+        kbi.verify_loss_at_init(model, (x, y), rtol=-1)
+    with pytest.raises(ValueError, match="expected"):
+        kbi.verify_loss_at_init(model, (x, y), expected=float("nan"))
+    with pytest.raises(ValueError, match="re-iterable"):
+        kbi.verify_loss_at_init(model, ((x[i:i + 32], y[i:i + 32]) for i in (0, 32)))
+    with pytest.raises(TypeError, match="keras.Model"):
+        kbi.verify_loss_at_init("model", (x, y))
+
+
+def test_several_outputs_need_layer():
+    inputs = keras.Input((3,))
+    hidden = keras.layers.Dense(4)(inputs)
+    model = keras.Model(inputs, [keras.layers.Dense(1)(hidden),
+                                 keras.layers.Dense(1)(hidden)])
+    model.compile(loss=["mse", "mse"])
+    x = np.zeros((8, 3), "float32")
+    y = np.ones((8, 1), "float32")
+    with pytest.raises(ValueError, match="`layer=`"):
+        kbi.verify_loss_at_init(model, (x, (y, y)))
