@@ -7,9 +7,11 @@ in the initializer's config so models save and load.
 """
 
 from keras_biasinit.initializers import ClassPriorBias
+from keras_biasinit.initializers import HeScaled
 from keras_biasinit.initializers import HuberBias
 from keras_biasinit.initializers import MeanBias
 from keras_biasinit.initializers import MedianBias
+from keras_biasinit.initializers import Sparse
 from keras_biasinit.verify import InitLossCheck
 from keras_biasinit.verify import verify_loss_at_init
 
@@ -17,10 +19,12 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ClassPriorBias",
+    "HeScaled",
     "HuberBias",
     "InitLossCheck",
     "MeanBias",
     "MedianBias",
+    "Sparse",
     "__version__",
     "verify_loss_at_init",
 ]
