@@ -87,8 +87,10 @@ class ClassPriorBias(BiasInitializer):
                     'binary output use activation="sigmoid". '
                     f"Received: priors={priors.tolist()}"
                 )
-            priors = priors / priors.sum()
-            self._bias = np.log(priors)
+            # log(p / sum p) computed from the priors as given, which are kept
+            # unchanged for the config: re-normalising already normalised
+            # numbers drifts by an ulp, and the config would not round-trip.
+            self._bias = np.log(priors) - np.log(priors.sum())
         else:
             if (priors >= 1).any():
                 raise ValueError(
@@ -96,13 +98,20 @@ class ClassPriorBias(BiasInitializer):
                     f"(0, 1). Received: priors={priors.tolist()}"
                 )
             self._bias = np.log(priors) - np.log1p(-priors)
-        self.priors = priors
+        self._priors = priors
         self.activation = activation
         self._expected_loss = check_expected_loss(expected_loss)
 
+    @property
+    def priors(self) -> np.ndarray:
+        """The class frequencies (softmax, summing to 1) or positive rates."""
+        if self.activation == "softmax":
+            return self._priors / self._priors.sum()
+        return self._priors.copy()
+
     def get_config(self) -> dict:
         return {
-            "priors": [float(p) for p in self.priors],
+            "priors": [float(p) for p in self._priors],
             "activation": self.activation,
             "expected_loss": self._expected_loss,
         }
