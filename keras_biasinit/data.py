@@ -14,23 +14,31 @@ What each input means:
   The part of the element that is needed is selected inside the pipeline, so
   features that are not needed are never copied to NumPy. Unbatched datasets are
   batched for the pass (`PASS_BATCH_SIZE` rows), never iterated per element.
-- NumPy array (or an eager tensor): the whole array is one batch; nothing is
-  copied through `tf.data`.
-- A tuple or dict of arrays: one element, e.g. `(x, y)` or `(x, y, w)`.
+- A NumPy array, an eager tensor, or anything else with `__array__` (e.g. a
+  pandas Series): the whole array is one batch; nothing goes through
+  `tf.data`. `steps=` counts its rows.
+- A tuple or dict (of arrays or lists): one element, e.g. `(x, y)`,
+  `(x, y, sample_weight)` or `{"label": y, ...}`. A tuple is never read as a
+  sequence of batches; only the part that is read must be an array.
 - Any other iterable (a list, a generator): an iterable of batches, each element
   structured like a dataset element. A one-shot iterator can be read only once.
 
 How batched and unbatched datasets are told apart (`batched=None`):
 
-1. a target whose leading dimension is unknown (`None`) is batched;
+1. a target whose leading dimension is unknown (`None`) is batched (if it was
+   in fact one variable-length example, such as a sequence of per-step
+   targets, its steps are its rows, which is what a per-row statistic wants);
 2. a scalar target (shape `()`) is unbatched;
 3. otherwise (a fixed leading dimension, which `batch(..., drop_remainder=True)`
-   and an unbatched element of that width both have) the pipeline's
-   transformations are followed back from the end: the latest `batch`-like
-   transformation means batched, `unbatch` or a per-example source such as
-   `from_tensor_slices`, `range` or a TFRecord reader means unbatched.
-   Anything else (`from_tensors`, `from_generator`, `zip`, `interleave`,
-   `flat_map`, ...) cannot be told and raises a `ValueError` asking for
+   and an unbatched element of that width both have, or an unknown rank) the
+   pipeline's transformations are followed back from the end: the latest
+   `batch`-like transformation means batched, `unbatch` or a per-example source
+   (`from_tensor_slices`, `range`, a TFRecord reader) means unbatched;
+   `interleave` / `flat_map` are followed into the datasets their function
+   builds (this is how a `tensorflow_datasets` pipeline, TFRecord files read by
+   `interleave`, is recognised), `zip` / `concatenate` when all inputs agree.
+   Anything else (`from_tensors`, `from_generator`, `sample_from_datasets`,
+   `group_by_window`, ...) cannot be told and raises a `ValueError` asking for
    `batched=True` or `batched=False`. It is never guessed.
 """
 
@@ -52,19 +60,26 @@ PASS_BATCH_SIZE = 4096
 Key = Union[str, int, None]
 Batch = Tuple[np.ndarray, Optional[np.ndarray]]
 
-# Transformations that keep "batched or not" as it was.
+# Dataset classes (`_MapDataset` -> "MapDataset") and the graph op types inside
+# `interleave` / `flat_map` functions ("MapDataset", "BatchDatasetV2") share
+# these prefixes, so one table classifies both.
+# Transformations that keep "batched or not" as it was: follow their input.
 _PASS_THROUGH = (
     "Prefetch", "Map", "ParallelMap", "Filter", "Take", "Skip", "Shard",
-    "Shuffle", "Repeat", "Cache", "Options", "Assert", "Ignore", "Apply",
-    "Snapshot", "Concatenate", "TakeWhile", "Enumerate", "MaxIntraOpParallelism",
-    "PrivateThreadPool", "AutoShard", "Rebatch", "Scan", "ModelDataset",
-    "ShuffleAndRepeat", "RandomAccess", "Slide", "WrappedDataset", "Unique",
+    "Shuffle", "Repeat", "Cache", "Options", "Assert", "Ignore", "Snapshot",
+    "MaxIntraOpParallelism", "PrivateThreadPool", "AutoShard", "Rebatch", "Scan",
+    "ModelDataset", "ShuffleAndRepeat", "Unique", "Restructured", "Identity",
 )
 # Sources that yield one example per element.
 _PER_EXAMPLE_SOURCES = (
     "TensorSlice", "SparseTensorSlice", "Range", "TFRecord", "TextLine",
-    "FixedLengthRecord", "Counter", "RandomDataset", "CsvDataset", "SqlDataset",
+    "FixedLengthRecord", "Counter", "RandomDataset", "CsvDataset", "CSVDataset",
+    "SqlDataset",
 )
+# Elements come from the datasets a function returns: look inside it.
+_FROM_FUNCTION = ("Interleave", "ParallelInterleave", "FlatMap")
+# Elements come from several inputs: batched if all inputs agree.
+_SEVERAL_INPUTS = ("Zip", "Concatenate")
 _SUPPORTED = (
     "a tf.data.Dataset (e.g. from tensorflow_datasets), a NumPy array, a tuple "
     "or dict of arrays, or a Python iterable of batches"
@@ -75,54 +90,104 @@ def _class_name(dataset: Any) -> str:
     return type(dataset).__name__.strip("_")
 
 
-def _inspect_pipeline(dataset: tf.data.Dataset) -> Optional[bool]:
-    """Follows the pipeline back; True/False if it can tell batched, else None."""
+def _verdict(name: str) -> Union[bool, str, None]:
+    """True/False (batched or not), "follow", "function", "several" or None."""
+    if "Unbatch" in name:
+        return False
+    if "Batch" in name and "Rebatch" not in name:
+        return True
+    if name.startswith(_PER_EXAMPLE_SOURCES):
+        return False
+    if name.startswith(_FROM_FUNCTION):
+        return "function"
+    if name.startswith(_SEVERAL_INPUTS):
+        return "several"
+    if name.startswith(_PASS_THROUGH):
+        return "follow"
+    return None
+
+
+def _agree(answers: list) -> Optional[bool]:
+    return answers[0] if answers and all(a is answers[0] for a in answers) else None
+
+
+def _inspect_ops(op: Any, functions: Any, depth: int) -> Optional[bool]:
+    """Follows dataset ops back from `op`, inside an `interleave`/`flat_map` fn."""
+    while depth < 100:
+        verdict = _verdict(op.type)
+        if verdict == "follow" and op.inputs:
+            op = op.inputs[0].op
+        elif verdict == "function":
+            inner = functions.get(op.get_attr("f").name)
+            if inner is None:
+                return None
+            graph = inner.graph
+            return _inspect_ops(graph.outputs[0].op, graph._functions, depth + 1)
+        elif verdict == "several":
+            return _agree([
+                _inspect_ops(t.op, functions, depth + 1)
+                for t in op.inputs if t.dtype == tf.variant
+            ])
+        else:
+            return verdict if isinstance(verdict, bool) else None
+        depth += 1
+    return None
+
+
+def _inspect_pipeline(dataset: tf.data.Dataset, depth: int = 0) -> Optional[bool]:
+    """Follows the pipeline back; True/False if it can tell batched, else None.
+
+    Reads TensorFlow's private pipeline structure (dataset classes and their
+    inputs, the graphs of `interleave` / `flat_map` functions); anything it does
+    not recognise, or any change in those internals, gives None ("cannot
+    tell"), never a guess.
+    """
+    # pylint: disable=protected-access
     node = dataset
-    for _ in range(10_000):
-        name = _class_name(node)
-        if name == "DatasetV1Adapter":
-            node = node._dataset  # pylint: disable=protected-access
-            continue
-        if "Unbatch" in name:
-            return False
-        if "Batch" in name and "Rebatch" not in name:
-            return True
-        if any(name.startswith(s) for s in _PER_EXAMPLE_SOURCES):
-            return False
-        if any(name.startswith(p) for p in _PASS_THROUGH):
-            parent = getattr(node, "_input_dataset", None)
-            if parent is not None:
-                node = parent
+    try:
+        while depth < 100:
+            name = _class_name(node)
+            if name == "DatasetV1Adapter":
+                node = node._dataset
                 continue
+            verdict = _verdict(name)
+            inputs = node._inputs()
+            if verdict == "follow" and len(inputs) == 1:
+                node = inputs[0]
+            elif verdict == "function":
+                graph = node._map_func.function.graph
+                return _inspect_ops(graph.outputs[0].op, graph._functions, depth + 1)
+            elif verdict == "several":
+                return _agree([_inspect_pipeline(d, depth + 1) for d in inputs])
+            else:
+                return verdict if isinstance(verdict, bool) else None
+            depth += 1
+    except Exception:  # pylint: disable=broad-except
         return None
     return None
 
 
-def _leading_dim(spec: Any) -> Tuple[Optional[int], int]:
-    shape = spec.shape
-    if shape.rank is None:
-        return None, -1
-    if shape.rank == 0:
-        return 0, 0
-    return shape[0], shape.rank
-
-
 def _is_batched_dataset(dataset: tf.data.Dataset, value_spec: Any) -> bool:
-    dim, rank = _leading_dim(value_spec)
-    if rank == 0:
+    shape = value_spec.shape
+    if shape.rank == 0:
         return False
-    if dim is None:
+    if shape.rank is not None and shape[0] is None:
         return True
     answer = _inspect_pipeline(dataset)
     if answer is None:
+        what = (
+            "an unknown shape, which batches and single examples can both have"
+            if shape.rank is None
+            else f"the fixed shape {tuple(shape)}, which a `batch(..., "
+            "drop_remainder=True)` pipeline and an unbatched dataset of examples "
+            "of that shape both have"
+        )
         raise ValueError(
             "Cannot tell whether this dataset yields batches or single examples: "
-            f"its target has the fixed shape {tuple(value_spec.shape)}, which a "
-            "`batch(..., drop_remainder=True)` pipeline and an unbatched dataset "
-            f"of {dim}-wide examples both have, and its pipeline ends in "
-            f"`{_class_name(dataset)}`. Pass `batched=True` if each element is a "
-            "batch (rows on axis 0), or `batched=False` if each element is one "
-            "example."
+            f"its target has {what}, and its pipeline (ending in "
+            f"`{_class_name(dataset)}`) does not show it. Pass `batched=True` if "
+            "each element is a batch (rows on axis 0), or `batched=False` if each "
+            "element is one example."
         )
     return answer
 
@@ -179,6 +244,8 @@ def _pick(element: Any, target: Key, role: str) -> Tuple[Any, Any]:
 
 def _as_weights(weights: Any, n_rows: int) -> np.ndarray:
     w = np.asarray(weights, dtype=np.float64)
+    if w.ndim == 0:
+        w = w.reshape(1)
     if w.ndim == 2 and w.shape[1] == 1:
         w = w[:, 0]
     if w.shape != (n_rows,):
@@ -196,11 +263,7 @@ def _as_weights(weights: Any, n_rows: int) -> np.ndarray:
 
 
 def _to_batch(values: Any, weights: Any) -> Batch:
-    if isinstance(values, (tf.RaggedTensor, tf.SparseTensor)):
-        raise TypeError(
-            "Ragged and sparse targets are not supported; convert them to dense "
-            "tensors in the pipeline (e.g. `.to_tensor()`)."
-        )
+    _reject_composite(values)
     y = np.asarray(values)
     if y.ndim == 0:
         y = y.reshape(1)
@@ -214,17 +277,25 @@ def _to_batch(values: Any, weights: Any) -> Batch:
 
 
 def _is_array(value: Any) -> bool:
-    return isinstance(value, (np.ndarray, tf.Tensor)) and not isinstance(
-        value, (tf.RaggedTensor, tf.SparseTensor)
+    """An array read whole: NumPy, an eager tensor, or anything with `__array__`."""
+    if isinstance(value, (np.ndarray, np.generic, tf.Tensor)):
+        return True
+    return hasattr(value, "__array__") and not isinstance(
+        value, (tuple, list, collections.abc.Mapping, tf.data.Dataset)
     )
 
 
-def _is_structure_of_arrays(value: Any) -> bool:
-    if isinstance(value, tuple):
-        return len(value) > 0 and all(_is_array(v) for v in value)
-    if isinstance(value, collections.abc.Mapping):
-        return len(value) > 0 and all(_is_array(v) for v in value.values())
-    return False
+def _is_element(value: Any) -> bool:
+    """One element: `(x, y)`, `(x, y, sample_weight)` or a dict."""
+    return isinstance(value, (tuple, collections.abc.Mapping))
+
+
+def _reject_composite(value: Any) -> None:
+    if isinstance(value, (tf.RaggedTensor, tf.SparseTensor)):
+        raise TypeError(
+            "Ragged and sparse targets are not supported; convert them to dense "
+            "tensors first (e.g. `.to_tensor()`)."
+        )
 
 
 class Batches:
@@ -270,9 +341,14 @@ class Batches:
         if progbar is not None and self.num_batches is None:
             progbar.update(step if rows else 0, finalize=True)
         if rows == 0:
+            hint = (
+                "" if self.reiterable else " A generator or iterator that was "
+                "already consumed (e.g. by an earlier call) reads as empty: pass a "
+                "fresh one, or a re-iterable input."
+            )
             raise ValueError(
                 "The data is empty: the pass read no rows. Check the dataset (and "
-                "`steps=`, if given)."
+                f"`steps=`, if given).{hint}"
             )
 
 
@@ -355,15 +431,15 @@ def read_batches(
     Args:
         data: a `tf.data.Dataset` (batched or not; tfds datasets included), a
             NumPy array or eager tensor, a tuple/dict of arrays (one element), or
-            a Python iterable of batches.
+            a Python iterable of batches (a list, a generator).
         target: which part of each element to read: a dict key or a tuple index.
             Defaults to the 2nd item of a tuple for `role="target"` (the 1st for
             `role="features"`), or the whole element.
         role: `"target"` or `"features"`; only changes the default above and
             the wording of errors.
-        steps: read at most this many elements of `data` (batches, or examples
-            of an unbatched dataset). Defaults to None: read everything, which
-            is an error for an infinite dataset.
+        steps: read at most this many elements of `data`: batches, examples of
+            an unbatched dataset, or rows of an array. Defaults to None: read
+            everything, which is an error for an infinite dataset.
         batched: whether each element of a `tf.data.Dataset` is a batch. Defaults
             to None: decided as described in this module's docstring.
         verbose: `"auto"`, 0, 1 or 2, as in `Model.fit`; `"auto"` is 1. Shows a
@@ -386,9 +462,10 @@ def read_batches(
     if isinstance(data, tf.data.Dataset):
         return _dataset_batches(data, target, role, steps, batched, verbose)
 
-    if _is_array(data) or _is_structure_of_arrays(data):
+    _reject_composite(data)
+    if _is_array(data) or _is_element(data):
         def make_iterator():
-            values, weights = _pick(data, target, role)
+            values, weights = _to_batch(*_pick(data, target, role))
             if steps is not None:  # for arrays, a step is a row
                 values = values[:steps]
                 weights = None if weights is None else weights[:steps]
@@ -396,7 +473,7 @@ def read_batches(
         return Batches(make_iterator, reiterable=True, num_batches=1,
                        verbose=verbose)
 
-    if isinstance(data, (str, bytes, collections.abc.Mapping)) or not isinstance(
+    if isinstance(data, (str, bytes)) or not isinstance(
         data, collections.abc.Iterable
     ):
         raise TypeError(
@@ -411,19 +488,16 @@ def read_batches(
 
     def make_iterator():
         for element in itertools.islice(data, steps):
-            if isinstance(element, tf.data.Dataset) or not (
-                _is_array(element)
-                or _is_structure_of_arrays(element)
-                or isinstance(element, (list, np.generic, int, float))
-            ):
+            if _is_element(element):
+                yield _pick(element, target, role)
+            elif _is_array(element) or isinstance(element, (list, int, float)):
+                yield element, None
+            else:
                 raise TypeError(
                     "Each item of an iterable must be a batch: an array, or a "
-                    "tuple/dict of arrays. Received an item of type "
+                    "tuple/dict holding arrays. Received an item of type "
                     f"{type(element).__name__}. Expected {_SUPPORTED}."
                 )
-            if isinstance(element, list):
-                element = np.asarray(element)
-            yield _pick(element, target, role)
 
     return Batches(make_iterator, reiterable=not one_shot, num_batches=length,
                    verbose=verbose)
