@@ -54,10 +54,12 @@ class RandomInitializer(keras.initializers.Initializer):
 def check_positive(value: Any, name: str) -> float:
     """A finite, positive float, or a ValueError naming `name`."""
     try:
+        if isinstance(value, (bool, str, bytes)):
+            raise TypeError
         number = float(value)
     except (TypeError, ValueError):
         number = float("nan")
-    if isinstance(value, bool) or not np.isfinite(number) or number <= 0:
+    if not np.isfinite(number) or number <= 0:
         raise ValueError(
             f"`{name}` must be a finite, positive number. Received: {name}={value!r}"
         )
