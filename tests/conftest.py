@@ -39,4 +39,5 @@ def _keras_state():
     keras.config.set_dtype_policy("float32")
     yield
     keras.config.set_dtype_policy("float32")
-    keras.backend.clear_session()
+    # free_memory=False skips gc.collect(), which costs ~0.45 s per test.
+    keras.backend.clear_session(free_memory=False)
