@@ -1,0 +1,115 @@
+"""ClassCounts and the cross-entropies of a constant prediction."""
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from keras_biasinit.stats import ClassCounts
+from keras_biasinit.stats import binary_cross_entropy
+from keras_biasinit.stats import cross_entropy
+
+
+def test_ids_match_bincount(rng):
+    ids = rng.integers(0, 5, size=200)
+    counts = ClassCounts().update_ids(ids)
+    np.testing.assert_array_equal(counts.counts, np.bincount(ids))
+    assert counts.rows == 200 and counts.weight == 200.0
+
+
+def test_ids_shapes_and_dtypes(rng):
+    ids = rng.integers(0, 4, size=50)
+    expected = np.bincount(ids, minlength=4)
+    for labels in (ids[:, None], ids.astype(np.uint8), ids.astype(np.float32),
+                   ids.astype(np.int16)[:, None]):
+        counts = ClassCounts(num_classes=4).update_ids(labels)
+        np.testing.assert_array_equal(counts.counts, expected)
+    bools = ClassCounts().update_ids(np.array([True, False, True]))
+    assert bools.counts.tolist() == [1.0, 2.0]
+
+
+def test_weighted_ids(rng):
+    ids, w = rng.integers(0, 3, size=40), rng.random(40)
+    counts = ClassCounts().update_ids(ids, w)
+    np.testing.assert_allclose(counts.counts, [w[ids == k].sum() for k in range(3)])
+    assert counts.rows == 40
+    np.testing.assert_allclose(counts.weight, w.sum())
+
+
+def test_num_classes_keeps_missing_classes():
+    counts = ClassCounts(num_classes=4).update_ids(np.array([0, 0, 2]))
+    assert counts.counts.tolist() == [2.0, 0.0, 1.0, 0.0]
+
+
+def test_batches_grow_and_merge(rng):
+    ids = rng.integers(0, 6, size=90)
+    streamed = ClassCounts()
+    for part in (ids[ids < 2], ids[ids >= 2][:10], ids[ids >= 2][10:]):
+        streamed.update_ids(part)  # the width grows as new ids appear
+    np.testing.assert_array_equal(streamed.counts, np.bincount(ids))
+    left = ClassCounts().update_ids(ids[:30])
+    right = ClassCounts().update_ids(ids[30:])
+    merged = ClassCounts().merge(right).merge(left)
+    np.testing.assert_array_equal(merged.counts, np.bincount(ids))
+    assert merged.rows == 90 and merged.weight == 90.0
+    # Merging does not alias the other state's array.
+    right.counts[0] += 100
+    np.testing.assert_array_equal(merged.counts, np.bincount(ids))
+
+
+def test_label_vectors_one_hot_soft_and_weighted(rng):
+    soft = rng.dirichlet(np.ones(3), size=25)
+    w = rng.random(25)
+    counts = ClassCounts(num_classes=3).update_vectors(soft, w)
+    np.testing.assert_allclose(counts.counts, (soft * w[:, None]).sum(axis=0))
+    one_hot = np.eye(3)[[0, 2, 2, 1]]
+    assert ClassCounts().update_vectors(one_hot).counts.tolist() == [1.0, 1.0, 2.0]
+    binary = ClassCounts().update_vectors(np.array([0.0, 1.0, 1.0]))
+    assert binary.counts.tolist() == [2.0]
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda c: c.update_ids(np.array([0, 3])), r"class id 3, outside \[0, 3\)"),
+        (lambda c: c.update_ids(np.array([-1, 0])), r"class id -1"),
+        (lambda c: c.update_ids(np.array([0.5, 1.0])), r"whole numbers.*soft labels"),
+        (lambda c: c.update_ids(np.array([0.0, np.nan])), r"NaN or inf"),
+        (lambda c: c.update_ids(np.zeros((2, 2), int)), r"shape \(n,\) or \(n, 1\)"),
+        (lambda c: c.update_vectors(np.array([[0.5, 1.5, 0.0]])), r"in \[0, 1\]"),
+        (lambda c: c.update_vectors(np.array([[np.inf, 0, 0]])), r"NaN or inf"),
+        (lambda c: c.update_vectors(np.eye(4)), r"4 columns but num_classes=3"),
+        (lambda c: c.update_ids(np.array([0, 1]), np.array([1.0])), r"2 rows"),
+        (lambda c: c.update_ids(np.array([0, 1]), np.array([1.0, -1])), r"non-negative"),
+    ],
+)
+def test_bad_labels(call, match):
+    with pytest.raises(ValueError, match=match):
+        call(ClassCounts(num_classes=3))
+
+
+@pytest.mark.parametrize("num_classes", [0, -2, 2.5, True, "3"])
+def test_bad_num_classes(num_classes):
+    with pytest.raises((ValueError, TypeError), match=r"num_classes"):
+        ClassCounts(num_classes)
+
+
+def test_cross_entropy_is_scipy_entropy(rng):
+    freq = rng.dirichlet(np.ones(5))
+    assert cross_entropy(freq, freq) == pytest.approx(stats.entropy(freq), rel=1e-12)
+    q = rng.dirichlet(np.ones(5))
+    expected = stats.entropy(freq) + stats.entropy(freq, q)  # H(p) + KL(p||q)
+    assert cross_entropy(freq, q) == pytest.approx(expected, rel=1e-12)
+    # 0 * log 0 = 0: a class that never occurs costs nothing.
+    assert cross_entropy([0.5, 0.5, 0.0], [0.5, 0.5, 0.0]) == pytest.approx(np.log(2))
+
+
+def test_binary_cross_entropy_matches_formula(rng):
+    t, q = rng.random(6), rng.random(6)
+    expected = -(t * np.log(q) + (1 - t) * np.log(1 - q))
+    np.testing.assert_allclose(binary_cross_entropy(t, q), expected, rtol=1e-12)
+    p = rng.random(4)
+    np.testing.assert_allclose(
+        binary_cross_entropy(p, p),
+        [stats.entropy([v, 1 - v]) for v in p], rtol=1e-12,
+    )
+    np.testing.assert_array_equal(binary_cross_entropy([0.0, 1.0], [0.0, 1.0]), [0, 0])
