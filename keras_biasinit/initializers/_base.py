@@ -21,12 +21,15 @@ Numbers = Union[float, Sequence[float], np.ndarray]
 def as_vector(value: Any, name: str) -> np.ndarray:
     """Checks a scalar or 1-D list of finite numbers; returns a float64 vector."""
     try:
-        array = np.asarray(value, dtype=np.float64)
+        array = np.asarray(value)
     except (TypeError, ValueError):
+        array = np.asarray(None)
+    if array.dtype.kind not in "iuf":  # not strings, bools, None or objects
         raise ValueError(
             f"`{name}` must be a number or a flat list of numbers. "
             f"Received: {name}={value!r}"
-        ) from None
+        )
+    array = array.astype(np.float64)
     if array.ndim > 1:
         raise ValueError(
             f"`{name}` must be a number or a 1-D list (one value per output); got "
@@ -51,13 +54,16 @@ def plain(array: np.ndarray) -> Union[float, List[float]]:
 def check_expected_loss(value: Optional[float]) -> Optional[float]:
     if value is None:
         return None
-    value = float(value)
-    if not math.isfinite(value) or value < 0:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if isinstance(value, (str, bytes)) or not math.isfinite(number) or number < 0:
         raise ValueError(
             "`expected_loss` must be a finite, non-negative number or None. "
             f"Received: expected_loss={value!r}"
         )
-    return value
+    return number
 
 
 class BiasInitializer(keras.initializers.Initializer):
