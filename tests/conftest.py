@@ -27,9 +27,14 @@ def rng():
     return np.random.default_rng(1234)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def two_cpu_strategy():
-    """A MirroredStrategy over the two logical CPUs configured above."""
+    """A MirroredStrategy over the two logical CPUs configured above.
+
+    One per session: a second MirroredStrategy in the same process reuses the
+    collective instance keys of the first, so `fit` in two tests with different
+    models fails ("Shape mismatch in the collective instance 100").
+    """
     return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 
 
