@@ -1,9 +1,11 @@
 """keras_biasinit: Keras 3 initializers computed from data.
 
 Output biases that already predict the best constant for the loss
-(`ClassPriorBias`, `MeanBias`, `MedianBias`, `HuberBias`), computed from a
-`tf.data` pipeline, tfds dataset, NumPy array or iterable of batches, and kept
-in the initializer's config so models save and load.
+(`ClassPriorBias`, `MeanBias`, `MedianBias`, `HuberBias`) and well-scaled
+hidden kernels (`HeScaled`, `Sparse`), computed from a `tf.data` pipeline,
+tfds dataset, NumPy array or iterable of batches and kept in the initializer's
+config so models save and load. `verify_loss_at_init` checks, before training,
+that a model's loss is the one its output bias predicts.
 """
 
 from keras_biasinit.initializers import ClassPriorBias
