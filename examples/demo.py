@@ -303,8 +303,8 @@ def plot(results: dict, path: str, steps: int) -> None:
 
     n = len(results)
     cols = 3
-    fig, axes = plt.subplots(-(-n // cols), cols, figsize=(5 * cols, 3.6 * -(-n // cols)),
-                             squeeze=False)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.6 * rows), squeeze=False)
     for ax, (name, r) in zip(axes.flat, results.items()):
         x = np.arange(steps + 1)
         for key, color, label in (("default", "tab:red", "default (zero) bias"),

@@ -102,6 +102,14 @@ def _evaluate(model, dataset, steps, verbose) -> float:
     return float(logs["loss"])
 
 
+def _loss_name(model) -> str:
+    loss = model.loss
+    if isinstance(loss, str):
+        return repr(loss)
+    name = getattr(loss, "name", None) or getattr(loss, "__name__", None)
+    return repr(name) if name else repr(loss)
+
+
 def _bias_is_initial(layer) -> Optional[bool]:
     """Whether the bias still holds what its (keras_biasinit) initializer made."""
     values = getattr(layer.bias_initializer, "bias", None)
@@ -160,7 +168,7 @@ def _diagnose(model, layer, measured, expected, zero_kernel, rtol, bias_is_initi
         lines.append(
             f"- The bias itself is off by {bias_part:.4g}. Was the bias recomputed "
             "for this data (the same split, target and sample weights) and for "
-            f"this loss? The model is compiled with loss={model.loss!r} and the "
+            f"this loss? The model is compiled with loss={_loss_name(model)} and the "
             f"bias initializer is {type(layer.bias_initializer).__name__}; use "
             f"{_HINT}."
         )
@@ -169,7 +177,7 @@ def _diagnose(model, layer, measured, expected, zero_kernel, rtol, bias_is_initi
             f"- The bias alone does {-bias_part:.4g} better than `expected`, which "
             "no constant can do if `expected` is the best constant's loss on this "
             "data: the expected loss belongs to other data or another loss "
-            f"(the model is compiled with loss={model.loss!r}). Recompute the "
+            f"(the model is compiled with loss={_loss_name(model)}). Recompute the "
             "initializer on this dataset, or pass the right `expected=`."
         )
     return InitLossCheck(
@@ -279,9 +287,10 @@ def verify_loss_at_init(
         )
     out = _output_layer(model, layer)
     if expected is None:
-        expected = getattr(getattr(out, "bias_initializer", None), "expected_loss", None)
+        initializer = getattr(out, "bias_initializer", None)
+        expected = getattr(initializer, "expected_loss", None)
         if expected is None:
-            name = type(getattr(out, "bias_initializer", None)).__name__
+            name = type(initializer).__name__
             raise ValueError(
                 f"Cannot tell the expected loss: the bias_initializer of layer "
                 f"'{out.name}' ({name}) does not know it. Build the bias with a "

@@ -91,6 +91,7 @@ def test_bias_from_other_data_is_blamed(regression):
     assert check.bias_part == pytest.approx(by_hand - check.expected, rel=1e-4)
     assert not check.ok
     assert "bias itself is off" in check.message
+    assert "loss='mse'" in check.message and "MeanBias" in check.message
     assert "Scale it down" not in check.message
 
 
