@@ -70,6 +70,16 @@ class InitLossCheck:
         return self.message
 
 
+def _check_expected(expected) -> float:
+    value = float(expected)
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(
+            "`expected` must be a finite, non-negative loss. "
+            f"Received: expected={expected!r}"
+        )
+    return value
+
+
 def _output_layer(model: keras.Model, layer: Union[str, keras.layers.Layer, None]):
     if isinstance(layer, str):
         return model.get_layer(layer)
@@ -285,30 +295,27 @@ def verify_loss_at_init(
             "evaluates the model twice. Pass a re-iterable input: a "
             "tf.data.Dataset, a keras.utils.PyDataset or a tuple of arrays."
         )
-    out = _output_layer(model, layer)
-    if expected is None:
-        initializer = getattr(out, "bias_initializer", None)
-        expected = getattr(initializer, "expected_loss", None)
-        if expected is None:
-            name = type(initializer).__name__
-            raise ValueError(
-                f"Cannot tell the expected loss: the bias_initializer of layer "
-                f"'{out.name}' ({name}) does not know it. Build the bias with a "
-                "keras_biasinit initializer's `from_dataset` (e.g. "
-                "`ClassPriorBias.from_dataset(train_ds)`), or pass `expected=`."
-            )
-    expected = float(expected)
-    if not math.isfinite(expected) or expected < 0:
-        raise ValueError(
-            "`expected` must be a finite, non-negative loss. "
-            f"Received: expected={expected!r}"
-        )
+    if expected is not None:
+        expected = _check_expected(expected)
+    # Evaluate first: it builds a model that was not built yet.
     measured = _evaluate(model, dataset, steps, verbose)
     if not math.isfinite(measured):
         raise ValueError(
             f"The model's loss at init is {measured}: check the data for NaN/inf "
             "and the output activation against the loss."
         )
+    out = _output_layer(model, layer)
+    if expected is None:
+        initializer = getattr(out, "bias_initializer", None)
+        if getattr(initializer, "expected_loss", None) is None:
+            raise ValueError(
+                f"Cannot tell the expected loss: the bias_initializer of layer "
+                f"'{out.name}' ({type(initializer).__name__}) does not know it. "
+                "Build the bias with a keras_biasinit initializer's `from_dataset` "
+                "(e.g. `ClassPriorBias.from_dataset(train_ds)`), or pass "
+                "`expected=`."
+            )
+        expected = _check_expected(initializer.expected_loss)
     kernel = out.kernel
     saved = keras.ops.convert_to_numpy(kernel)
     try:

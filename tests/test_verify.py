@@ -180,3 +180,47 @@ def test_several_outputs_need_layer():
     y = np.ones((8, 1), "float32")
     with pytest.raises(ValueError, match="`layer=`"):
         kbi.verify_loss_at_init(model, (x, (y, y)))
+
+
+def test_unbuilt_model_sigmoid_prior():
+    """A Sequential without Input is built by the first evaluation."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(80, 3)).astype("float32")
+    y = (rng.uniform(size=(80, 1)) < 0.1).astype("float32")
+    init = kbi.ClassPriorBias.from_dataset(y, activation="sigmoid", verbose=0)
+    model = keras.Sequential(
+        [
+            keras.layers.Dense(4, activation="relu"),
+            keras.layers.Dense(1, activation="sigmoid", kernel_initializer="zeros",
+                               bias_initializer=init),
+        ]
+    )
+    model.compile(loss="binary_crossentropy")
+    assert not model.built
+    check = kbi.verify_loss_at_init(model, (x, y))
+    p = y.mean(dtype=np.float64)
+    binary_entropy = -(p * np.log(p) + (1 - p) * np.log(1 - p))
+    assert check.expected == pytest.approx(binary_entropy, rel=1e-6)
+    assert check.measured == pytest.approx(binary_entropy, rel=1e-4)
+    assert check.ok
+
+
+def test_subclassed_model(regression):
+    x, y = regression
+
+    class TwoLayers(keras.Model):
+        def __init__(self, bias):
+            super().__init__()
+            self.hidden = keras.layers.Dense(4, activation="relu")
+            self.out = keras.layers.Dense(1, bias_initializer=bias)
+
+        def call(self, inputs):
+            return self.out(self.hidden(inputs))
+
+    model = TwoLayers(kbi.MedianBias.from_dataset(y, verbose=0))
+    model.compile(loss="mae")
+    check = kbi.verify_loss_at_init(model, (x, y))
+    y64 = y.astype(np.float64)
+    mad = np.mean(np.abs(y64 - np.median(y64)))
+    assert check.expected == pytest.approx(mad, rel=1e-6)
+    assert check.zero_kernel_loss == pytest.approx(mad, rel=1e-5)
