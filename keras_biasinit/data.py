@@ -11,6 +11,9 @@ What each input means:
 - `tf.data.Dataset` (including `tfds.load(...)` results): streamed. Elements
   `(x, y)` and `(x, y, sample_weight)` give the target `y` (and the weights), a
   dict element needs `target=` (its key), a bare tensor is the value itself.
+  The sample weights of an `(x, y, sample_weight)` element weight its rows
+  whichever of `x` or `y` is read (`target=0` or `1`); reading the weights
+  themselves (`target=2`) is unweighted. Dict elements carry no weights.
   The part of the element that is needed is selected inside the pipeline, so
   features that are not needed are never copied to NumPy. Unbatched datasets are
   batched for the pass (`PASS_BATCH_SIZE` rows), never iterated per element.

@@ -94,3 +94,14 @@ def test_docstring_examples():
     result = doctest.testmod(module, extraglobs={"np": np, "keras": keras},
                              optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_steps_verbose_and_infinite_dataset(capsys):
+    ds = Dataset.from_tensor_slices(np.array([1.0, 2.0, 6.0, 100.0])).repeat()
+    with pytest.raises(ValueError, match=r"infinite.*Pass `steps=`"):
+        from_data(ds)
+    init = MeanBias.from_dataset(ds, steps=3, verbose=1)  # 1, 2, 6
+    assert init.bias.tolist() == [3.0]
+    assert "1/1" in capsys.readouterr().out  # one pass batch of 3 examples
+    MeanBias.from_dataset(ds, steps=3, verbose=0)
+    assert capsys.readouterr().out == ""
