@@ -442,7 +442,10 @@ def read_batches(
             the wording of errors.
         steps: read at most this many elements of `data`: batches, examples of
             an unbatched dataset, or rows of an array. Defaults to None: read
-            everything, which is an error for an infinite dataset.
+            everything, which is an error for an infinite dataset. (An endless
+            pipeline whose cardinality TensorFlow cannot know, such as an
+            endless generator or `repeat().filter(...)`, cannot be caught: pass
+            `steps=` for those.)
         batched: whether each element of a `tf.data.Dataset` is a batch. Defaults
             to None: decided as described in this module's docstring.
         verbose: `"auto"`, 0, 1 or 2, as in `Model.fit`; `"auto"` is 1. Shows a

@@ -51,10 +51,12 @@ def test_soft_labels(rng):
     init = from_data(soft)
     freq = soft.mean(axis=0)
     np.testing.assert_allclose(special.softmax(init.bias), freq, rtol=1e-12)
-    # Loss at init: mean over rows of -sum_k y_k log F_k (not H(F) here).
+    # Loss at init: the mean over rows of -sum_k y_k log F_k, which is H(F)
+    # again, since F is the mean label vector.
     expected = float(keras.losses.CategoricalCrossentropy()(
         soft, np.broadcast_to(freq, soft.shape)))
     assert init.expected_loss == pytest.approx(expected, rel=1e-5)
+    assert init.expected_loss == pytest.approx(stats.entropy(freq), rel=1e-12)
 
 
 def test_sample_weights_weight_the_counts(ids, rng):
