@@ -41,6 +41,7 @@ class ClassCounts:
         self.counts = np.zeros(self.num_classes or 0)
         self.rows = 0
         self.weight = 0.0
+        self.kind: Optional[str] = None  # "ids" or "vectors", once seen
 
     def update_ids(self, ids: np.ndarray, weights: Optional[np.ndarray] = None):
         """Adds a batch of integer class ids of shape `(n,)` or `(n, 1)`."""
@@ -72,6 +73,7 @@ class ClassCounts:
                     "0..num_classes-1."
                 )
         batch = np.bincount(ids, weights=w, minlength=self.num_classes or 0)
+        self._set_kind("ids", None)
         self._add(batch, ids.shape[0], ids.shape[0] if w is None else float(w.sum()))
         return self
 
@@ -95,13 +97,32 @@ class ClassCounts:
             )
         w = check_weights(weights, y.shape[0])
         batch = y.sum(axis=0) if w is None else w @ y
+        self._set_kind("vectors", y.shape[1])
         self._add(batch, y.shape[0], y.shape[0] if w is None else float(w.sum()))
         return self
 
     def merge(self, other: "ClassCounts") -> "ClassCounts":
         """Combines `other` into this state."""
+        if other.kind is not None:
+            self._set_kind(other.kind, other.counts.shape[0]
+                           if other.kind == "vectors" else None)
         self._add(other.counts, other.rows, other.weight)
         return self
+
+    def _set_kind(self, kind: str, width: Optional[int]) -> None:
+        """Class ids and label vectors cannot mix; label widths cannot change."""
+        if self.kind is not None and self.kind != kind:
+            raise ValueError(
+                f"Some batches hold class ids and others label vectors ({kind} "
+                f"after {self.kind}). Use one form for every batch, e.g. ids of "
+                "shape (n,) or one-hot vectors of shape (n, num_classes)."
+            )
+        if kind == "vectors" and self.kind == kind and width != self.counts.shape[0]:
+            raise ValueError(
+                f"The label vectors have {width} columns in this batch but "
+                f"{self.counts.shape[0]} before. Every batch needs the same width."
+            )
+        self.kind = kind
 
     def _add(self, counts: np.ndarray, rows: int, weight: float) -> None:
         if counts.shape[0] > self.counts.shape[0]:

@@ -125,3 +125,16 @@ def test_docstring_examples():
     result = doctest.testmod(module, extraglobs={"np": np, "keras": keras},
                              optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_ids_and_vectors_do_not_mix_and_widths_do_not_change():
+    with pytest.raises(ValueError, match=r"class ids and others label vectors"):
+        ClassCounts().update_ids(np.array([0, 1])).update_vectors(np.eye(2))
+    with pytest.raises(ValueError, match=r"class ids and others label vectors"):
+        ClassCounts().update_vectors(np.eye(2)).merge(
+            ClassCounts().update_ids(np.array([1])))
+    with pytest.raises(ValueError, match=r"3 columns in this batch but 2 before"):
+        ClassCounts().update_vectors(np.eye(2)).update_vectors(np.eye(3))
+    merged = ClassCounts().update_vectors(np.eye(2)).merge(
+        ClassCounts().update_vectors(np.eye(2)[[1]]))
+    assert merged.counts.tolist() == [1.0, 2.0]
