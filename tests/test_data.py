@@ -235,7 +235,8 @@ def test_unbatch_batch_chains():
 def test_ambiguous_pipeline_needs_batched(make):
     y = np.arange(6.0).reshape(3, 2)
     ds = make(y)
-    with pytest.raises(ValueError, match=r"Cannot tell.*`batched=True`.*`batched=False`"):
+    with pytest.raises(ValueError,
+                       match=r"Cannot tell.*`batched=True`.*`batched=False`"):
         read(ds)
     values, _ = rows(ds, batched=True)
     assert values.shape[1:] == (2,)
@@ -256,7 +257,8 @@ def test_interleave_and_flat_map_are_followed(tmp_path):
     with tf.io.TFRecordWriter(path) as writer:
         for i in range(5):
             feature = tf.train.Feature(float_list=tf.train.FloatList(value=[i, -i]))
-            example = tf.train.Example(features=tf.train.Features(feature={"y": feature}))
+            features = tf.train.Features(feature={"y": feature})
+            example = tf.train.Example(features=features)
             writer.write(example.SerializeToString())
     spec = {"y": tf.io.FixedLenFeature([2], tf.float32)}
     files = Dataset.from_tensor_slices([path, path])

@@ -104,9 +104,8 @@ def test_real_tfds_pipeline_is_recognised_as_unbatched(tiny_builder):
     init = kbi.MeanBias.from_dataset(ds, target="y", verbose=0)
     i = np.arange(60.0)
     np.testing.assert_allclose(init.bias, [i.mean(), (i % 7).mean()], rtol=1e-12)
-    features = list(read_batches(tiny_builder.as_dataset(split="train",
-                                                          as_supervised=True),
-                                 role="features", verbose=0))
+    supervised = tiny_builder.as_dataset(split="train", as_supervised=True)
+    features = list(read_batches(supervised, role="features", verbose=0))
     assert features[0][0].shape == (60, 3)
     batched = tiny_builder.as_dataset(split="train", batch_size=16)
     init = kbi.MeanBias.from_dataset(batched, target="y", verbose=0)

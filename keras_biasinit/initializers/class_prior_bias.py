@@ -210,13 +210,16 @@ class ClassPriorBias(BiasInitializer):
     def _sigmoid(cls, counts: ClassCounts, smoothing: float) -> "ClassPriorBias":
         positives, total = counts.counts, counts.weight
         rates = (positives + smoothing) / (total + 2 * smoothing)
-        degenerate = np.flatnonzero((rates <= 0) | (rates >= 1))
-        if degenerate.size:
+        never, always = np.flatnonzero(rates <= 0), np.flatnonzero(rates >= 1)
+        if never.size or always.size:
+            found = " and ".join(
+                f"output(s) {where[:10].tolist()} are always {value}"
+                for where, value in ((never, 0), (always, 1)) if where.size
+            )
             raise ValueError(
-                f"Output(s) {degenerate[:10].tolist()} are always "
-                f"{'0' if rates[degenerate[0]] <= 0 else '1'} in the data, so their "
-                "bias would be infinite. Pass `smoothing=` (e.g. 1.0, a pseudo-count "
-                "of positives and negatives), or remove those outputs."
+                f"In the data, {found}, so their bias would be infinite. Pass "
+                "`smoothing=` (e.g. 1.0, a pseudo-count of positives and "
+                "negatives), or remove those outputs."
             )
         init = cls(rates, "sigmoid")
         per_output = binary_cross_entropy(positives / total, rates) * total

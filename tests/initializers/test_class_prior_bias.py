@@ -122,7 +122,8 @@ def test_sigmoid_multi_label_weighted(rng):
 
 def test_sigmoid_smoothing_adds_to_positives_and_negatives():
     y = np.array([[1.0, 0.0]] * 4)  # output 0 always on, output 1 always off
-    with pytest.raises(ValueError, match=r"Output\(s\) \[0, 1\] are always 1.*smoothing="):
+    with pytest.raises(ValueError, match=r"output\(s\) \[1\] are always 0 and "
+                       r"output\(s\) \[0\] are always 1.*`smoothing=`"):
         from_data(y, activation="sigmoid")
     init = from_data(y, activation="sigmoid", smoothing=1.0)
     np.testing.assert_allclose(special.expit(init.bias), [5 / 6, 1 / 6], rtol=1e-12)

@@ -116,8 +116,10 @@ def test_per_column_and_expected_loss_is_keras_huber(rng):
     init = from_data(Dataset.from_tensor_slices((y, y, w)).batch(25), delta=2.0)
     for j in range(2):
         ref = optimize.minimize_scalar(
-            lambda c: huber_total(y[:, j], w, c, 2.0), bounds=(y[:, j].min(),
-            y[:, j].max()), method="bounded", options={"xatol": 1e-10})
+            lambda c: huber_total(y[:, j], w, c, 2.0),
+            bounds=(y[:, j].min(), y[:, j].max()), method="bounded",
+            options={"xatol": 1e-10},
+        )
         assert init.bias[j] == pytest.approx(ref.x, abs=1e-6)
     pred = np.broadcast_to(init.bias, y.shape)
     keras_loss = float(keras.losses.Huber(2.0)(y, pred, sample_weight=w))

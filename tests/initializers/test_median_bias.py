@@ -52,7 +52,8 @@ def test_weighted_median_against_brute_force(rng):
 
 def test_weighted_midpoint_convention():
     # Cumulative weight reaches exactly half at 1: every b in [1, 4] minimises.
-    init = from_data((np.zeros(3), np.array([1.0, 4.0, 9.0]), np.array([2.0, 1.0, 1.0])))
+    y, w = np.array([1.0, 4.0, 9.0]), np.array([2.0, 1.0, 1.0])
+    init = from_data((np.zeros(3), y, w))
     assert init.bias.tolist() == [2.5]
 
 

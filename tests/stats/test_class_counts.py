@@ -83,7 +83,8 @@ def test_label_vectors_one_hot_soft_and_weighted(rng):
         (lambda c: c.update_vectors(np.array([[np.inf, 0, 0]])), r"NaN or inf"),
         (lambda c: c.update_vectors(np.eye(4)), r"4 columns but num_classes=3"),
         (lambda c: c.update_ids(np.array([0, 1]), np.array([1.0])), r"2 rows"),
-        (lambda c: c.update_ids(np.array([0, 1]), np.array([1.0, -1])), r"non-negative"),
+        (lambda c: c.update_ids(np.array([0, 1]), np.array([1.0, -1])),
+         r"non-negative"),
     ],
 )
 def test_bad_labels(call, match):
