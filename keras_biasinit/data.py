@@ -23,8 +23,11 @@ What each input means:
 - A tuple or dict (of arrays or lists): one element, e.g. `(x, y)`,
   `(x, y, sample_weight)` or `{"label": y, ...}`. A tuple is never read as a
   sequence of batches; only the part that is read must be an array.
-- Any other iterable (a list, a generator): an iterable of batches, each element
-  structured like a dataset element. A one-shot iterator can be read only once.
+- A Python list of numbers, or of lists of numbers: rows of data, read as
+  `np.asarray(data)` (so `[[1, 2], [3, 4]]` is two rows of two outputs).
+- Any other iterable (a list of arrays, a generator): an iterable of batches,
+  each element structured like a dataset element (arrays, not Python lists,
+  with the rows on axis 0). A one-shot iterator can be read only once.
 
 How batched and unbatched datasets are told apart (`batched=None`):
 
@@ -293,6 +296,17 @@ def _is_element(value: Any) -> bool:
     return isinstance(value, (tuple, collections.abc.Mapping))
 
 
+def _is_nested_numbers(value: Any) -> bool:
+    """A non-empty Python list of numbers or of lists of numbers."""
+    if not isinstance(value, list) or not value:
+        return False
+    return all(
+        isinstance(v, (int, float, np.generic))
+        or (isinstance(v, list) and all(isinstance(u, (int, float, np.generic)) for u in v))
+        for v in value
+    )
+
+
 def _reject_composite(value: Any) -> None:
     if isinstance(value, (tf.RaggedTensor, tf.SparseTensor)):
         raise TypeError(
@@ -469,6 +483,8 @@ def read_batches(
         return _dataset_batches(data, target, role, steps, batched, verbose)
 
     _reject_composite(data)
+    if _is_nested_numbers(data):
+        data = np.asarray(data)  # e.g. [[1, 2], [3, 4]]: rows of data, not batches
     if _is_array(data) or _is_element(data):
         def make_iterator():
             values, weights = _to_batch(*_pick(data, target, role))
@@ -496,8 +512,14 @@ def read_batches(
         for element in itertools.islice(data, steps):
             if _is_element(element):
                 yield _pick(element, target, role)
-            elif _is_array(element) or isinstance(element, (list, int, float)):
+            elif _is_array(element) or isinstance(element, (int, float, np.generic)):
                 yield element, None
+            elif isinstance(element, list):
+                raise TypeError(
+                    "An iterable of batches yielded a Python list, which could be "
+                    "one example's values or a batch of scalar rows. Yield NumPy "
+                    "arrays with the rows on axis 0 (e.g. `np.asarray(batch)`)."
+                )
             else:
                 raise TypeError(
                     "Each item of an iterable must be a batch: an array, or a "

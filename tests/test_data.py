@@ -131,6 +131,19 @@ def test_list_of_batches_and_generator():
     np.testing.assert_array_equal(values, [1.5, 2.5])
 
 
+def test_nested_list_of_numbers_is_rows_not_batches():
+    # [[1, 2], [3, 4]] is two rows of two outputs (as np.asarray reads it), not
+    # two batches of scalar rows, which would merge the outputs into one column.
+    batches = read([[1.0, 2.0], [3.0, 4.0]])
+    assert len(batches) == 1
+    np.testing.assert_array_equal(batches[0][0], [[1.0, 2.0], [3.0, 4.0]])
+
+
+def test_generator_of_python_lists_is_ambiguous():
+    with pytest.raises(TypeError, match="Yield NumPy arrays"):
+        read(iter([[1.0, 2.0], [3.0, 4.0]]))
+
+
 def test_generator_read_twice_is_a_clear_error():
     gen = (np.array([i]) for i in range(3))
     batches = read_batches(gen, verbose=0)
