@@ -14,6 +14,11 @@ import numpy as np
 from keras_biasinit.stats._checks import check_finite, check_weights
 
 
+#: Without `num_classes`, ids up to this bound are counted (the largest id
+#: sets the number of classes); a larger id is almost surely not a class index.
+MAX_INFERRED_CLASSES = 1 << 24
+
+
 class ClassCounts:
     """Weighted count of each class (or sum of each label column).
 
@@ -70,6 +75,14 @@ class ClassCounts:
                 raise ValueError(
                     f"Found class id {bad}, outside [0, {limit if limit else 'inf'})"
                     ". Pass the right `num_classes=`, or remap the labels to "
+                    "0..num_classes-1."
+                )
+            if limit is None and high >= MAX_INFERRED_CLASSES:
+                raise ValueError(
+                    f"Found class id {high}: without `num_classes` that means "
+                    f"{high + 1} classes, which is likely a mistake (an id that is "
+                    "not a class index, e.g. a raw label or hash). Pass "
+                    "`num_classes=` if it is right, or remap the labels to "
                     "0..num_classes-1."
                 )
         batch = np.bincount(ids, weights=w, minlength=self.num_classes or 0)

@@ -44,6 +44,16 @@ def test_num_classes_keeps_missing_classes():
     assert counts.counts.tolist() == [2.0, 0.0, 1.0, 0.0]
 
 
+def test_huge_inferred_class_id_is_refused_not_allocated():
+    from keras_biasinit.stats.class_counts import MAX_INFERRED_CLASSES
+
+    with pytest.raises(ValueError, match="Pass `num_classes=` if it is right"):
+        ClassCounts().update_ids(np.array([0, 1_000_000_000]))
+    # Just under the bound is still counted.
+    counts = ClassCounts().update_ids(np.array([MAX_INFERRED_CLASSES - 1]))
+    assert counts.counts.shape == (MAX_INFERRED_CLASSES,)
+
+
 def test_batches_grow_and_merge(rng):
     ids = rng.integers(0, 6, size=90)
     streamed = ClassCounts()
