@@ -13,6 +13,7 @@ from keras_biasinit.initializers._base import Numbers
 from keras_biasinit.initializers._base import as_vector
 from keras_biasinit.initializers._base import check_expected_loss
 from keras_biasinit.initializers._base import plain
+from keras_biasinit.stats import DEFAULT_MEMORY_BUDGET
 from keras_biasinit.stats import huber_location
 
 
@@ -90,6 +91,7 @@ class HuberBias(BiasInitializer):
         verbose: Union[str, int] = "auto",
         delta: float = 1.0,
         batched: Optional[bool] = None,
+        memory_budget: int = DEFAULT_MEMORY_BUDGET,
     ) -> "HuberBias":
         """Computes the exact (weighted) Huber location of the targets.
 
@@ -107,6 +109,10 @@ class HuberBias(BiasInitializer):
             delta: the Huber loss's `delta`. Defaults to 1.0.
             batched: whether each element of a `tf.data.Dataset` is a batch.
                 Defaults to None (detected; see `keras_biasinit.data`).
+            memory_budget: bytes the computation may hold. Data that fit are
+                read once; larger data are read a few times (typically 3)
+                and stay exact, so they must be re-iterable (a one-shot
+                generator over budget is a ValueError). Defaults to 256 MiB.
         """
         delta = _check_delta(delta)
         result = huber_location(
@@ -114,5 +120,6 @@ class HuberBias(BiasInitializer):
                 dataset, target=target, steps=steps, batched=batched, verbose=verbose
             ),
             delta=delta,
+            memory_budget=memory_budget,
         )
         return cls(result.location, delta, expected_loss=float(result.mean_loss.mean()))

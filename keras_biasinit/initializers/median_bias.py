@@ -12,6 +12,7 @@ from keras_biasinit.initializers._base import Numbers
 from keras_biasinit.initializers._base import as_vector
 from keras_biasinit.initializers._base import check_expected_loss
 from keras_biasinit.initializers._base import plain
+from keras_biasinit.stats import DEFAULT_MEMORY_BUDGET
 from keras_biasinit.stats import weighted_median
 
 
@@ -63,6 +64,7 @@ class MedianBias(BiasInitializer):
         steps: Optional[int] = None,
         verbose: Union[str, int] = "auto",
         batched: Optional[bool] = None,
+        memory_budget: int = DEFAULT_MEMORY_BUDGET,
     ) -> "MedianBias":
         """Computes the exact (weighted) median of the targets.
 
@@ -79,11 +81,16 @@ class MedianBias(BiasInitializer):
             verbose: `"auto"`, 0, 1 or 2, as in `Model.fit`. Defaults to "auto".
             batched: whether each element of a `tf.data.Dataset` is a batch.
                 Defaults to None (detected; see `keras_biasinit.data`).
+            memory_budget: bytes the computation may hold. Data that fit are
+                read once; larger data are read a few times (typically 3)
+                and stay exact, so they must be re-iterable (a one-shot
+                generator over budget is a ValueError). Defaults to 256 MiB.
         """
         result = weighted_median(
             read_batches(
                 dataset, target=target, steps=steps, batched=batched, verbose=verbose
-            )
+            ),
+            memory_budget=memory_budget,
         )
         loss = float(result.mean_absolute_deviation.mean())
         return cls(result.median, expected_loss=loss)

@@ -11,11 +11,13 @@ from keras_biasinit.stats.class_counts import cross_entropy
 from keras_biasinit.stats.huber import HuberResult
 from keras_biasinit.stats.huber import huber_location
 from keras_biasinit.stats.huber import huber_loss
+from keras_biasinit.stats._passes import DEFAULT_MEMORY_BUDGET
 from keras_biasinit.stats.median import MedianResult
 from keras_biasinit.stats.median import weighted_median
 from keras_biasinit.stats.moments import Moments
 
 __all__ = [
+    "DEFAULT_MEMORY_BUDGET",
     "ClassCounts",
     "HuberResult",
     "MedianResult",
