@@ -683,7 +683,7 @@ def analysis_bytes(budget: int, bins: int) -> int:
 
 def analysis_block(budget: int) -> int:
     """Candidate points evaluated at once when reading a histogram."""
-    return max(256, budget // 16 // 160)
+    return max(16, budget // 16 // 160)
 
 
 def collect_capacity(budget: int) -> int:
