@@ -164,6 +164,22 @@ def test_mixed_precision(initializers, data, policy):
                                    initializers[name].bias, rtol=1e-6)
 
 
+def test_a_bias_that_overflows_the_variable_dtype_is_an_error():
+    # 70000 is inf in float16 (max 65504): never a silent inf bias.
+    init = kbi.MeanBias(70000.0)
+    with pytest.raises(ValueError, match="overflows to inf in float16"):
+        init((1,), dtype="float16")
+    keras.config.set_dtype_policy("float16")
+    with pytest.raises(ValueError, match="mixed_float16"):
+        keras.layers.Dense(1, bias_initializer=init).build((None, 2))
+    # Under mixed_float16 the variable is float32 and holds it exactly.
+    keras.config.set_dtype_policy("mixed_float16")
+    layer = keras.layers.Dense(1, bias_initializer=init)
+    layer.build((None, 2))
+    assert keras.ops.convert_to_numpy(layer.bias).tolist() == [70000.0]
+    assert float(np.finfo(np.float16).max) < 70000.0 < np.finfo(np.float32).max
+
+
 def test_mirrored_strategy_two_cpus(initializers, data, two_cpu_strategy):
     assert two_cpu_strategy.num_replicas_in_sync == 2
     with two_cpu_strategy.scope():

@@ -66,6 +66,14 @@ def check_expected_loss(value: Optional[float]) -> Optional[float]:
     return number
 
 
+# The largest finite value of each float dtype a bias may be created in.
+_FINITE_MAX = {
+    "float16": float(np.finfo(np.float16).max),
+    "bfloat16": 3.3895313892515355e38,
+    "float32": float(np.finfo(np.float32).max),
+}
+
+
 class BiasInitializer(keras.initializers.Initializer):
     """Base class: emits a fixed bias vector, broadcast along the last axis.
 
@@ -100,6 +108,15 @@ class BiasInitializer(keras.initializers.Initializer):
                 f"variable of shape {shape}: the last dimension must be {size}. "
                 "Use a layer with that many units, or recompute the initializer "
                 "for this output."
+            )
+        limit = _FINITE_MAX.get(dtype)
+        if limit is not None and float(np.abs(self._bias).max()) > limit:
+            raise ValueError(
+                f"{type(self).__name__} holds {float(np.abs(self._bias).max()):g}, "
+                f"which overflows to inf in {dtype} (largest finite value "
+                f"{limit:g}). Keep the variables in float32 (e.g. the "
+                '"mixed_float16" policy instead of "float16"), or rescale the '
+                "targets."
             )
         host_dtype = "float64" if dtype == "float64" else "float32"
         value = ops.convert_to_tensor(self._bias.astype(host_dtype))
