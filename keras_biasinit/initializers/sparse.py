@@ -38,6 +38,13 @@ class Sparse(RandomInitializer):
     number of nonzero inputs grows with the fan-in, and it handles 2-D tensors
     only.
 
+    The kernel layout must be Keras's regular one, `(..., in, out)`, as in
+    `Dense` and `Conv1D/2D/3D`. A `DepthwiseConv2D` kernel
+    `(kh, kw, channels, multiplier)` and a `Conv2DTranspose` kernel
+    `(kh, kw, out, in)` are wired differently: the last axis is not the output
+    units, so "exactly `connections` per unit" would not hold there (most
+    depthwise channels would get no weight at all). Use `HeScaled` for those.
+
     The positions come from ranking one Gaussian draw per unit with
     `ops.top_k` and the values are placed with `ops.scatter`: no Python loop
     over units, so it works in graph mode and under `tf.distribute`
