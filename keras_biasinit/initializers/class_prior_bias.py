@@ -170,7 +170,8 @@ class ClassPriorBias(BiasInitializer):
             )
         counts = ClassCounts(num_classes)
         for labels, weights in read_batches(
-            dataset, target=target, steps=steps, batched=batched, verbose=verbose
+            dataset, target=target, steps=steps, batched=batched, verbose=verbose,
+            merge_batches=True,
         ):
             is_ids = labels.ndim == 1 or (labels.ndim == 2 and labels.shape[1] == 1)
             if activation == "softmax" and is_ids:

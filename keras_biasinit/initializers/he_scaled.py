@@ -211,6 +211,7 @@ class HeScaled(RandomInitializer):
             steps=steps,
             batched=batched,
             verbose=verbose,
+            merge_batches=True,
         ):
             moments.update(values, weights)
         moments.check_nonempty()

@@ -117,7 +117,8 @@ class HuberBias(BiasInitializer):
         delta = _check_delta(delta)
         result = huber_location(
             read_batches(
-                dataset, target=target, steps=steps, batched=batched, verbose=verbose
+                dataset, target=target, steps=steps, batched=batched, verbose=verbose,
+                merge_batches=True,
             ),
             delta=delta,
             memory_budget=memory_budget,

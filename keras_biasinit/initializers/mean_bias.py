@@ -82,7 +82,8 @@ class MeanBias(BiasInitializer):
         """
         moments = Moments()
         for values, weights in read_batches(
-            dataset, target=target, steps=steps, batched=batched, verbose=verbose
+            dataset, target=target, steps=steps, batched=batched, verbose=verbose,
+            merge_batches=True,
         ):
             moments.update(values, weights)
         moments.check_nonempty()

@@ -88,7 +88,8 @@ class MedianBias(BiasInitializer):
         """
         result = weighted_median(
             read_batches(
-                dataset, target=target, steps=steps, batched=batched, verbose=verbose
+                dataset, target=target, steps=steps, batched=batched, verbose=verbose,
+                merge_batches=True,
             ),
             memory_budget=memory_budget,
         )
