@@ -7,15 +7,20 @@ from typing import Optional
 import numpy as np
 
 
-def as_columns(values: np.ndarray) -> np.ndarray:
-    """Returns `values` as a float64 `(rows, columns)` matrix, checked finite."""
+def as_columns(values: np.ndarray, check: bool = True) -> np.ndarray:
+    """Returns `values` as a float64 `(rows, columns)` matrix, checked finite.
+
+    `check=False` skips the finiteness pass for callers that catch NaN/inf
+    through their own sums (see `check_finite_sum`).
+    """
     y = np.asarray(values)
     if y.ndim == 0:
         y = y.reshape(1, 1)
     y = y.reshape(y.shape[0], -1)
     if y.dtype != np.float64:
         y = y.astype(np.float64)
-    check_finite(y)
+    if check:
+        check_finite(y)
     return y
 
 
@@ -26,6 +31,17 @@ def check_finite(y: np.ndarray) -> None:
             f"The targets contain {bad} NaN or inf value(s). Remove or impute them "
             "in the pipeline (e.g. `dataset.filter(...)` or `np.nan_to_num`) "
             "before computing a bias from them."
+        )
+
+
+def check_finite_sum(total: np.ndarray, y: np.ndarray) -> None:
+    """Raises if `total`, a sum over `y`, is not finite: `y` holds NaN/inf (the
+    error of `check_finite`), or finite values whose sum overflows float64."""
+    if not np.isfinite(total).all():
+        check_finite(y)
+        raise ValueError(
+            "The targets are too large: their sum overflows float64. Rescale "
+            "them (e.g. divide by a constant) before computing a bias."
         )
 
 

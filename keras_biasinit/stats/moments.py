@@ -12,7 +12,10 @@ from typing import Optional
 
 import numpy as np
 
-from keras_biasinit.stats._checks import as_columns, check_weights
+from keras_biasinit.stats._checks import as_columns
+from keras_biasinit.stats._checks import check_finite
+from keras_biasinit.stats._checks import check_finite_sum
+from keras_biasinit.stats._checks import check_weights
 
 
 class Moments:
@@ -33,24 +36,35 @@ class Moments:
 
     def update(self, values: np.ndarray, weights: Optional[np.ndarray] = None):
         """Adds one batch: `values` of shape `(n,)` or `(n, ...)`, `weights` `(n,)`."""
-        y = as_columns(values)
+        raw = np.asarray(values)
+        # Few passes over the batch and one allocation: NaN/inf are caught by
+        # the sums (a separate isfinite pass and y.mean(axis=0), slow for few
+        # columns, made a pre-batched pass 4-10x slower than the pipeline).
+        y = as_columns(raw, check=False)
+        own = raw.dtype != np.float64  # `y` is a converted copy: reuse it
         w = check_weights(weights, y.shape[0])
         batch = Moments()
         batch.rows = y.shape[0]
-        if w is None:
-            batch.weight = float(y.shape[0])
-            batch.mean = y.mean(axis=0)
-            centred = y - batch.mean
-            batch.m2 = np.einsum("ij,ij->j", centred, centred)
-        else:
-            batch.weight = float(w.sum())
-            if batch.weight > 0:
-                batch.mean = (w @ y) / batch.weight
-                centred = y - batch.mean
-                batch.m2 = w @ (centred * centred)
+        with np.errstate(over="ignore", invalid="ignore"):  # checked next
+            if w is None:
+                batch.weight = float(y.shape[0])
+                batch.mean = (np.ones(y.shape[0]) @ y) / batch.weight  # BLAS sum
             else:
-                batch.mean = np.zeros(y.shape[1])
-                batch.m2 = np.zeros(y.shape[1])
+                batch.weight = float(w.sum())
+                if batch.weight <= 0:
+                    check_finite(y)
+                    batch.mean = np.zeros(y.shape[1])
+                    batch.m2 = np.zeros(y.shape[1])
+                    return self.merge(batch)
+                batch.mean = (w @ y) / batch.weight
+        check_finite_sum(batch.mean, y)
+        with np.errstate(over="ignore", invalid="ignore"):  # checked next
+            centred = np.subtract(y, batch.mean, out=y if own else None)
+            if w is None:
+                batch.m2 = np.einsum("ij,ij->j", centred, centred)
+            else:
+                batch.m2 = w @ np.multiply(centred, centred, out=centred)
+        check_finite_sum(batch.m2, np.zeros(0))  # squares overflow float64
         return self.merge(batch)
 
     def merge(self, other: "Moments") -> "Moments":
