@@ -1,39 +1,46 @@
 """Streaming passes in bounded memory: the engine behind the median and Huber.
 
 Order statistics (the median, the Huber location) need the values near the
-answer individually, not just sums. When the data fits in `memory_budget` they
+answer individually, not just sums. When the data fit in `memory_budget` they
 are solved in memory after one pass. Otherwise each column is narrowed down by
 streaming passes, of which a typical dataset needs three:
 
-1. `first_pass`: counts, total weight, min and max per column (and buffers the
+1. `first_pass`: rows, total weight, min and max per column (and buffers the
    batches while the in-memory solve would fit the budget).
-2. A histogram pass: the column's values fall into bins (one `np.add.at` over
-   column-and-bin ids) that keep per bin the row count, the weight, the
-   weighted sum of `y - anchor`, and the smallest and largest value seen. The
-   statistic reads from it a narrow bracket around its answer and the
-   "windows" of values it must know one by one.
-3. A collect pass: the values inside the windows are gathered (duplicates
-   merged with their weights), everything outside enters only through exact
-   per-region sums (weight, and weighted first and second moments about an
-   anchor), and the statistic is solved exactly.
+2. A histogram pass (`run_pass` with mode `BIN`): each column's values fall
+   into two histograms over the same range, one of equal width in an
+   order-preserving integer key (below), one of equal width in value; per bin
+   they keep the row count, the weight, the weighted sum of `y - anchor` and
+   the smallest and largest value seen (`np.add.at` / `np.minimum.at` over
+   column-and-bin ids). The statistic reads from them a narrow bracket around
+   its answer and the "windows" of values it must know one by one.
+3. A collect pass (mode `COLLECT`): the values inside the windows are gathered
+   (duplicates merged with their weights), everything outside enters only
+   through exact per-region sums (weight, and weighted first and second
+   moments about an anchor), and the statistic is solved exactly.
 
-If the windows would still hold more values than the budget allows (heavy
-ties spread over a bin, adversarial data), the windows are binned again
-instead of collected, and so on: every refinement shrinks a window's range by
-the number of bins, so it ends after a few passes, and it never returns an
-approximate number.
+If the windows would hold more distinct values than the budget allows (heavy
+ties spread over a bin, adversarial data), they are binned again instead, and
+so on: a refinement shrinks a window to a bin or two of the previous pass. For
+the Huber location, a bracket that a histogram cannot narrow (psi flat or
+steep where the bins are coarse) is narrowed by evaluating psi exactly at
+`PROBES` points (mode `PROBE`). It ends after a few passes, and it never
+returns an approximate number.
 
-Bins live in "key" space: a float64 `y` maps to an unsigned 64-bit key with the
-same order (the IEEE 754 bit pattern with the sign folded), so equal-width key
-bins work for any range of values: 1e9 + tiny noise, values spanning many
-orders of magnitude, negative and positive alike. Within one binade the keys are
-evenly spaced values.
+Keys: a float64 `y` maps to an unsigned 64-bit key with the same order (its
+IEEE 754 bits with the sign folded), so equal-width key bins are even within a
+binade and logarithmic across binades: 1e9 + tiny noise, values spanning many
+orders of magnitude and outliers all get bins where the data are. The
+equal-value histogram covers what keys do badly: data crossing 0 or spread
+over many tiny binades.
 
 Memory: `memory_budget` bytes cover what this module holds: the buffered
-batches of the in-memory path and its solve's temporaries, the histograms, the
-collected values, and the temporaries of one chunk of rows (batches are
-processed in chunks of rows so that a wide batch does not exceed it). It does
-not cover the one batch the input pipeline hands over at a time.
+batches of the in-memory path and its solve's temporaries, the histograms
+(a quarter of the budget) and reading them, the collected values (an eighth)
+and the temporaries of one chunk of rows (an eighth; batches are processed in
+chunks of rows so that a wide batch does not exceed it). It does not cover the
+batch the input pipeline hands over. `tests/stats/test_memory_budget.py`
+checks the whole computation's traced peak against the budget.
 """
 
 from __future__ import annotations
