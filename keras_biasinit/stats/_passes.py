@@ -61,11 +61,10 @@ MAX_BINS = 2**15
 #: Points at which a `PROBE` pass evaluates the Huber psi exactly.
 PROBES = 32
 
-# Bytes held per bin and column (count, weight, sum, min key, max key), for the
-# two windows and two histograms; per collected value (column, key, weight)
-# including the temporaries of merging duplicates; per element of a chunk of
-# rows.
-_BIN_BYTES = 2 * 2 * 40
+# Bytes held per bin, window and column (count, weight, sum, min key, max key)
+# for the two histograms; per collected value (column, key, weight) including
+# the temporaries of merging duplicates; per element of a chunk of rows.
+_BIN_BYTES = 2 * 40
 _ENTRY_BYTES = 160
 _CHUNK_BYTES_PER_ELEMENT = 256
 
@@ -360,9 +359,10 @@ class Plan:
     the statistic uses whichever brackets its answer tighter.
     """
 
-    def __init__(self, columns: int, bins: int) -> None:
+    def __init__(self, columns: int, bins: int, windows: int = 2) -> None:
         self.columns = columns
         self.bins = bins
+        self.windows = windows  # the most windows a column may have: 1 or 2
         self.lo = np.ones((columns, 2), np.uint64)
         self.hi = np.zeros((columns, 2), np.uint64)
         self.span_lo = np.ones((columns, 2), np.uint64)
@@ -513,6 +513,7 @@ class _Binner:
     def __init__(self, plan: Plan) -> None:
         nb = plan.bins
         self.nb = nb
+        self.windows = plan.windows
         self.lo = plan.span_lo
         span = np.where(plan.span_lo <= plan.span_hi, plan.span_hi - plan.span_lo,
                         np.uint64(0))
@@ -530,7 +531,7 @@ class _Binner:
                              self.last).astype(np.intp)
         value_bin = np.floor((values - self.vlo[cols, win]) * self.scale[cols, win])
         value_bin = np.clip(value_bin, 0, self.nb - 1).astype(np.intp)
-        base = (cols * 2 + win) * 2 * self.nb
+        base = (cols * self.windows + win) * 2 * self.nb
         return base + key_bin, base + self.nb + value_bin
 
 
@@ -549,6 +550,14 @@ def run_pass(
     binning = plan.mode == BIN
     collecting = plan.mode == COLLECT
     probe_cols = np.flatnonzero(plan.mode == PROBE)
+    # Rows can fall outside the windows unless every column is binned over
+    # one window that spans its data: then the region sums are skipped.
+    regions = not (
+        binning.all()
+        and np.all(lo1 > hi1)
+        and np.all(lo0 <= first.kmin)
+        and np.all(hi0 >= first.kmax)
+    )
     with np.errstate(invalid="ignore"):
         window_anchor = np.where(
             (plan.lo <= plan.hi) & (binning | collecting)[:, None],
@@ -561,10 +570,10 @@ def run_pass(
     bins = None
     if binning.any():
         binner = _Binner(plan)
-        shape = (d, 2, 2, nbins)  # column, window, kind, bin
+        shape = (d, plan.windows, 2, nbins)  # column, window, kind, bin
         bins = [np.zeros(shape, np.int64), np.zeros(shape), np.zeros(shape),
                 np.full(shape, _MAX_KEY), np.zeros(shape, np.uint64)]
-        meter.hold(d * nbins * _BIN_BYTES)
+        meter.hold(d * plan.windows * nbins * _BIN_BYTES)
     flat = None if bins is None else [a.reshape(-1) for a in bins]
     collector = None
     if collecting.any():
@@ -596,27 +605,32 @@ def run_pass(
             if y.shape[0] == 0:
                 continue
             keys = to_keys(y)
-            below = keys < lo0
-            above = keys > hi1
-            between = (keys > hi0) & (keys < lo1)
-            for r, mask in enumerate((below, between, above)):
-                dev = (y - anchors[r]) * mask
-                if w is None:
-                    region_weight[r] += mask.sum(axis=0)
-                    region_sum[r] += dev.sum(axis=0)
-                    if r == 1:
-                        region_sum2[r] += np.einsum("ij,ij->j", dev, dev)
-                else:
-                    region_weight[r] += w @ mask
-                    region_sum[r] += w @ dev
-                    if r == 1:
-                        region_sum2[r] += w @ (dev * dev)
-            inside = ~(below | above | between)
+            if not regions:  # every window spans all the data (pass 2)
+                inside = True
+            else:
+                below = keys < lo0
+                above = keys > hi1
+                between = (keys > hi0) & (keys < lo1)
+                for r, mask in enumerate((below, between, above)):
+                    dev = (y - anchors[r]) * mask
+                    if w is None:
+                        region_weight[r] += mask.sum(axis=0)
+                        region_sum[r] += dev.sum(axis=0)
+                        if r == 1:
+                            region_sum2[r] += np.einsum("ij,ij->j", dev, dev)
+                    else:
+                        region_weight[r] += w @ mask
+                        region_sum[r] += w @ dev
+                        if r == 1:
+                            region_sum2[r] += w @ (dev * dev)
+                inside = ~(below | above | between)
             if flat is not None:
-                rows, cols = np.nonzero(inside & binning)
+                rows, cols = np.nonzero(np.broadcast_to(inside & binning, y.shape))
                 if rows.size:
                     k, v = keys[rows, cols], y[rows, cols]
-                    win = (k >= lo1[cols]).astype(np.intp)
+                    # (min(): only data that changed since pass 1 fall past
+                    # the last window; the check at the end reports them.)
+                    win = np.minimum(k >= lo1[cols], plan.windows - 1).astype(np.intp)
                     ww = 1.0 if w is None else w[rows]
                     dev = v - window_anchor[cols, win]
                     for idx in binner(k, v, cols, win):
@@ -626,7 +640,7 @@ def run_pass(
                         np.minimum.at(flat[3], idx, k)
                         np.maximum.at(flat[4], idx, k)
             if collector is not None:
-                rows, cols = np.nonzero(inside & collecting)
+                rows, cols = np.nonzero(np.broadcast_to(inside & collecting, y.shape))
                 if rows.size:
                     try:
                         collector.add(cols, keys[rows, cols],
@@ -675,17 +689,18 @@ def run_pass(
     )
 
 
-def bins_per_window(budget: int, columns: int) -> int:
+def bins_per_window(budget: int, columns: int, windows: int = 2) -> int:
     """Bins per window, histogram kind and column that fit a quarter of the
     budget (reading them afterwards, one column at a time, takes about as much
     again)."""
-    return int(min(MAX_BINS, max(4, budget // 4 // (_BIN_BYTES * columns))))
+    per_bin = _BIN_BYTES * windows * columns
+    return int(min(MAX_BINS, max(4, budget // 4 // per_bin)))
 
 
-def analysis_bytes(budget: int, bins: int) -> int:
+def analysis_bytes(budget: int, plan: Plan) -> int:
     """Memory for reading one column's histograms after a pass (its bins,
     prefix sums and candidate points, these in blocks of `analysis_block`)."""
-    return 2 * bins * 100 + analysis_block(budget) * 160
+    return plan.windows * plan.bins * 100 + analysis_block(budget) * 160
 
 
 def analysis_block(budget: int) -> int:

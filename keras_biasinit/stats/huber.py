@@ -255,7 +255,7 @@ def _multi_pass(batches, first: "_passes.Summary", delta: float, meter) -> Huber
             )
         result = _passes.run_pass(batches, plan, meter=meter, first=first,
                                   name="Huber location")
-        meter.hold(_passes.analysis_bytes(meter.budget, plan.bins))
+        meter.hold(_passes.analysis_bytes(meter.budget, plan))
         wanted = []  # (cost, column, windows, spans, probe next?)
         for j in np.flatnonzero(~done):
             mode = plan.mode[j]

@@ -135,7 +135,7 @@ def _in_memory(data: "_passes.InMemory", meter) -> MedianResult:
 
 def _multi_pass(batches, first: "_passes.Summary", meter) -> MedianResult:
     d = first.kmin.shape[0]
-    plan = _passes.Plan(d, _passes.bins_per_window(meter.budget, d))
+    plan = _passes.Plan(d, _passes.bins_per_window(meter.budget, d, 1), windows=1)
     median = _passes.from_keys(first.kmin).copy()
     loss_sum = np.zeros(d)
     done = first.kmin == first.kmax  # constant columns: median = the value
@@ -152,7 +152,7 @@ def _multi_pass(batches, first: "_passes.Summary", meter) -> MedianResult:
             )
         result = _passes.run_pass(batches, plan, meter=meter, first=first,
                                   name="median")
-        meter.hold(_passes.analysis_bytes(meter.budget, plan.bins))
+        meter.hold(_passes.analysis_bytes(meter.budget, plan))
         wanted = []  # (cost, column, window)
         for j in np.flatnonzero(~done):
             if plan.mode[j] == COLLECT:
@@ -165,7 +165,7 @@ def _multi_pass(batches, first: "_passes.Summary", meter) -> MedianResult:
             else:
                 cost, window = _bracket(result, j, first.weighted, full[j])
                 wanted.append((cost, j, window))
-        plan = _passes.Plan(d, plan.bins)
+        plan = _passes.Plan(d, plan.bins, windows=1)
         room = _passes.collect_capacity(meter.budget)
         for cost, j, window in sorted(wanted, key=lambda item: item[0]):
             mode = COLLECT if cost <= room else BIN
