@@ -29,6 +29,14 @@ What each input means:
   each element structured like a dataset element (arrays, not Python lists,
   with the rows on axis 0). A one-shot iterator can be read only once.
 
+Rows and columns: values of shape `(n,)` are `n` rows of one column, `(n, d)`
+are `n` rows of `d` columns (one output each). Targets of more dimensions, such
+as per-time-step targets `(n, T, d)` or masks `(n, H, W, 1)`, are read as
+`(n * T, d)` rows, each carrying its example's weight (or its own, for temporal
+weights of shape `(n, T)`); features are left as they are: Keras losses reduce only
+the last axis and weight every other element by the sample weight, and a layer's
+bias is per last-axis unit.
+
 How batched and unbatched datasets are told apart (`batched=None`):
 
 1. a target whose leading dimension is unknown (`None`) is batched (if it was
@@ -254,16 +262,23 @@ def _pick(element: Any, target: Key, role: str) -> Tuple[Any, Any]:
     return element, None
 
 
-def _as_weights(weights: Any, n_rows: int) -> np.ndarray:
+def _as_weights(weights: Any, value_shape: Tuple[int, ...]) -> np.ndarray:
+    """Checked float64 weights, one per row, or one per element of
+    `value_shape[:-1]` for values of 3 or more dimensions (temporal weights)."""
+    n_rows = value_shape[0]
     w = np.asarray(weights, dtype=np.float64)
     if w.ndim == 0:
         w = w.reshape(1)
     if w.ndim == 2 and w.shape[1] == 1:
         w = w[:, 0]
-    if w.shape != (n_rows,):
+    elements = tuple(value_shape[:-1]) if len(value_shape) > 2 else None
+    if w.shape != (n_rows,) and w.shape != elements:
+        allowed = f"({n_rows},) or ({n_rows}, 1)" + (
+            f" or {elements}" if elements else ""
+        )
         raise ValueError(
-            f"Sample weights must have shape ({n_rows},) or ({n_rows}, 1) to match "
-            f"the batch, one weight per row. Received shape {w.shape}."
+            f"Sample weights must have shape {allowed} to match the batch of "
+            f"shape {tuple(value_shape)}. Received shape {w.shape}."
         )
     if not np.all(np.isfinite(w)) or np.any(w < 0):
         raise ValueError(
@@ -274,7 +289,7 @@ def _as_weights(weights: Any, n_rows: int) -> np.ndarray:
     return w
 
 
-def _to_batch(values: Any, weights: Any) -> Batch:
+def _to_batch(values: Any, weights: Any, fold_rows: bool = True) -> Batch:
     _reject_composite(values)
     y = np.asarray(values)
     if y.ndim == 0:
@@ -284,7 +299,14 @@ def _to_batch(values: Any, weights: Any) -> Batch:
             f"Targets must be numeric; received an array of dtype {y.dtype}. Map "
             "string labels to integer ids first (e.g. `keras.layers.StringLookup`)."
         )
-    w = None if weights is None else _as_weights(weights, y.shape[0])
+    w = None if weights is None else _as_weights(weights, y.shape)
+    if fold_rows and y.ndim > 2:
+        # Keras losses reduce the last axis and weight every remaining element
+        # (a time step, a pixel) by its weight: those elements are the rows.
+        per_example = int(np.prod(y.shape[1:-1]))
+        if w is not None:
+            w = np.repeat(w, per_example) if w.ndim == 1 else w.reshape(-1)
+        y = y.reshape(-1, y.shape[-1])
     return y, w
 
 
@@ -333,8 +355,10 @@ class Batches:
         num_batches: the number of batches one pass reads, when known.
     """
 
-    def __init__(self, make_iterator, *, reiterable, num_batches, verbose):
+    def __init__(self, make_iterator, *, reiterable, num_batches, verbose,
+                 fold_rows=True):
         self._make_iterator = make_iterator
+        self._fold_rows = fold_rows
         self.reiterable = reiterable
         self.num_batches = num_batches
         self._verbose = verbose
@@ -355,7 +379,7 @@ class Batches:
         )
         rows = step = 0
         for step, (values, weights) in enumerate(self._make_iterator(), start=1):
-            batch = _to_batch(values, weights)
+            batch = _to_batch(values, weights, self._fold_rows)
             rows += batch[0].shape[0]
             if batch[0].shape[0]:
                 yield batch
@@ -452,7 +476,7 @@ def _dataset_batches(dataset, target, role, steps, batched, verbose,
             yield values, None
 
     return Batches(make_iterator, reiterable=True, num_batches=num_batches,
-                   verbose=verbose)
+                   verbose=verbose, fold_rows=role == "target")
 
 
 def _unwrap(args: tuple) -> Any:
@@ -521,13 +545,13 @@ def read_batches(
         data = np.asarray(data)  # e.g. [[1, 2], [3, 4]]: rows of data, not batches
     if _is_array(data) or _is_element(data):
         def make_iterator():
-            values, weights = _to_batch(*_pick(data, target, role))
+            values, weights = _to_batch(*_pick(data, target, role), role == "target")
             if steps is not None:  # for arrays, a step is a row
                 values = values[:steps]
                 weights = None if weights is None else weights[:steps]
             yield values, weights
         return Batches(make_iterator, reiterable=True, num_batches=1,
-                       verbose=verbose)
+                       verbose=verbose, fold_rows=role == "target")
 
     if isinstance(data, (str, bytes)) or not isinstance(
         data, collections.abc.Iterable
@@ -562,4 +586,4 @@ def read_batches(
                 )
 
     return Batches(make_iterator, reiterable=not one_shot, num_batches=length,
-                   verbose=verbose)
+                   verbose=verbose, fold_rows=role == "target")

@@ -144,6 +144,24 @@ def test_generator_of_python_lists_is_ambiguous():
         read(iter([[1.0, 2.0], [3.0, 4.0]]))
 
 
+def test_values_of_three_or_more_dims_are_rows_of_the_last_axis(rng):
+    # (n, T, d) per-step targets: every step is a row of d columns, carrying
+    # its example's weight (or its own, for (n, T) temporal weights).
+    y = rng.normal(size=(5, 3, 2))
+    w = rng.uniform(0.5, 2.0, size=5)
+    values, weights = rows((np.zeros(5), y, w))
+    np.testing.assert_array_equal(values, y.reshape(15, 2))
+    np.testing.assert_array_equal(weights, np.repeat(w, 3))
+    temporal = rng.uniform(0.5, 2.0, size=(5, 3))
+    values, weights = rows((np.zeros(5), y, temporal))
+    np.testing.assert_array_equal(weights, temporal.reshape(15))
+    masks = rng.integers(0, 2, size=(4, 2, 3, 1))
+    values, _ = rows(Dataset.from_tensor_slices(masks).batch(3))
+    np.testing.assert_array_equal(values, masks.reshape(24, 1))
+    with pytest.raises(ValueError, match=r"\(5,\) or \(5, 1\) or \(5, 3\)"):
+        read((np.zeros(5), y, np.ones((5, 2))))
+
+
 def test_generator_read_twice_is_a_clear_error():
     gen = (np.array([i]) for i in range(3))
     batches = read_batches(gen, verbose=0)
@@ -257,9 +275,9 @@ def test_ambiguous_pipeline_needs_batched(make):
 
 def test_batched_override():
     y = np.arange(6.0).reshape(3, 2)
-    # As batches: one batch of 3 rows. As examples: one row of 3 x 2.
-    assert rows(Dataset.from_tensors(y), batched=True)[0].shape == (3, 2)
-    assert rows(Dataset.from_tensors(y), batched=False)[0].shape == (1, 3, 2)
+    # As batches: one batch of 3 scalar rows. As examples: one row of 3 columns.
+    assert rows(Dataset.from_tensors(y[:, 0]), batched=True)[0].shape == (3,)
+    assert rows(Dataset.from_tensors(y[:, 0]), batched=False)[0].shape == (1, 3)
     # The override wins over detection, too: each 2-wide slice is then a batch
     # of 2 rows (the caller said so).
     assert rows(Dataset.from_tensor_slices(y), batched=True)[0].shape == (6,)

@@ -164,6 +164,40 @@ def test_mixed_precision(initializers, data, policy):
                                    initializers[name].bias, rtol=1e-6)
 
 
+def test_sequence_and_mask_targets_match_keras_losses(rng):
+    # Keras reduces the last axis and weights every other element: the priors
+    # and expected losses pool the time steps / pixels the same way.
+    y = np.eye(4)[rng.choice(4, size=(60, 5), p=[0.4, 0.3, 0.2, 0.1])]
+    steps_w = rng.uniform(0.2, 3.0, size=(60, 5))
+    init = kbi.ClassPriorBias.from_dataset((np.zeros(60), y, steps_w), verbose=0)
+    freq = np.einsum("nt,ntc->c", steps_w, y)
+    np.testing.assert_allclose(init.priors, freq / freq.sum(), rtol=1e-12)
+    predicted = np.broadcast_to(freq / freq.sum(), y.shape).astype("float32")
+    reference = keras.losses.CategoricalCrossentropy()(y, predicted, steps_w)
+    np.testing.assert_allclose(init.expected_loss, float(reference), rtol=1e-5)
+
+    masks = (rng.random((30, 6, 6, 1)) < 0.2).astype("float32")
+    w = rng.uniform(0.5, 1.5, size=30)
+    init = kbi.ClassPriorBias.from_dataset(
+        (np.zeros(30), masks, w), activation="sigmoid", verbose=0
+    )
+    rate = np.sum(w[:, None, None, None] * masks) / (36 * w.sum())
+    np.testing.assert_allclose(init.priors, [rate], rtol=1e-12)
+    reference = keras.losses.BinaryCrossentropy()(
+        masks, np.full(masks.shape, rate, "float32"), w[:, None, None]
+    )
+    np.testing.assert_allclose(init.expected_loss, float(reference), rtol=1e-5)
+
+    targets = rng.normal(size=(30, 4, 2))
+    init = kbi.MeanBias.from_dataset((np.zeros(30), targets, w), verbose=0)
+    mean = np.einsum("n,ntd->d", w, targets) / (4 * w.sum())
+    np.testing.assert_allclose(init.bias, mean, rtol=1e-12)
+    reference = keras.losses.MeanSquaredError()(
+        targets, np.broadcast_to(mean, targets.shape), w[:, None]
+    )
+    np.testing.assert_allclose(init.expected_loss, float(reference), rtol=1e-5)
+
+
 def test_a_bias_that_overflows_the_variable_dtype_is_an_error():
     # 70000 is inf in float16 (max 65504): never a silent inf bias.
     init = kbi.MeanBias(70000.0)
