@@ -60,8 +60,9 @@ from __future__ import annotations
 
 import collections.abc
 import itertools
-from typing import Any, Iterator, Optional, Tuple, Union
+from typing import Any, Iterator, Mapping, Optional, Tuple, Union
 
+import keras
 import numpy as np
 import tensorflow as tf
 from keras.utils import Progbar
@@ -212,6 +213,13 @@ def _is_batched_dataset(dataset: tf.data.Dataset, value_spec: Any) -> bool:
     return answer
 
 
+def _guess_key(element: Mapping, role: str) -> Any:
+    """The key most likely meant, for an error message's example."""
+    likely = ("label", "labels", "target", "y") if role == "target" else (
+        "image", "features", "x", "inputs")
+    return next((k for k in likely if k in element), sorted(element)[0])
+
+
 def _pick(element: Any, target: Key, role: str) -> Tuple[Any, Any]:
     """Returns (values, weights-or-None) from one element (a batch or example).
 
@@ -223,7 +231,7 @@ def _pick(element: Any, target: Key, role: str) -> Tuple[Any, Any]:
             raise ValueError(
                 f"The dataset yields dicts with keys {sorted(element)}; pass "
                 f"`{'target' if role == 'target' else 'features'}=` with the key "
-                f"that holds the {role}, e.g. `{role}={sorted(element)[-1]!r}`."
+                f"that holds the {role}, e.g. `{role}={_guess_key(element, role)!r}`."
             )
         if target not in element:
             raise ValueError(
@@ -563,6 +571,14 @@ def read_batches(
 
     one_shot = isinstance(data, collections.abc.Iterator)
     length = len(data) if isinstance(data, collections.abc.Sized) else None
+    if isinstance(data, keras.utils.PyDataset):
+        length = data.num_batches
+        if length is None and steps is None:
+            raise ValueError(
+                "The PyDataset is infinite (its `num_batches` is None), so the "
+                "pass would never end. Pass `steps=` to read a fixed number of "
+                "batches."
+            )
     if length is not None and steps is not None:
         length = min(length, steps)
 

@@ -162,6 +162,33 @@ def test_values_of_three_or_more_dims_are_rows_of_the_last_axis(rng):
         read((np.zeros(5), y, np.ones((5, 2))))
 
 
+class _Rows(keras.utils.PyDataset):
+    def __init__(self, num_batches):
+        super().__init__()
+        self._num_batches = num_batches
+
+    @property
+    def num_batches(self):
+        return self._num_batches
+
+    def __getitem__(self, index):
+        return np.zeros(1), np.full(2, float(index))
+
+
+def test_py_dataset_finite_and_infinite():
+    values, _ = rows(_Rows(3))
+    np.testing.assert_array_equal(values, [0, 0, 1, 1, 2, 2])
+    with pytest.raises(ValueError, match="PyDataset is infinite.*`steps=`"):
+        read(_Rows(None))
+    values, _ = rows(_Rows(None), steps=2)
+    np.testing.assert_array_equal(values, [0, 0, 1, 1])
+
+
+def test_dict_key_hint_names_the_likely_key():
+    with pytest.raises(ValueError, match="e.g. `target='label'`"):
+        read({"x": np.zeros(3), "label": np.zeros(3)})
+
+
 def test_generator_read_twice_is_a_clear_error():
     gen = (np.array([i]) for i in range(3))
     batches = read_batches(gen, verbose=0)
