@@ -36,7 +36,7 @@ over many tiny binades.
 
 Memory: `memory_budget` bytes cover what this module holds: the buffered
 batches of the in-memory path and its solve's temporaries, the histograms
-(a quarter of the budget) and reading them, the collected values (an eighth)
+(a quarter of the budget) and reading them, the collected values (a quarter)
 and the temporaries of one chunk of rows (an eighth; batches are processed in
 chunks of rows so that a wide batch does not exceed it). It does not cover the
 batch the input pipeline hands over. `tests/stats/test_memory_budget.py`
@@ -709,6 +709,6 @@ def analysis_block(budget: int) -> int:
 
 
 def collect_capacity(budget: int) -> int:
-    """Distinct values a collect pass may hold, over all columns: an eighth of
+    """Distinct values a collect pass may hold, over all columns: a quarter of
     the budget (buffers for twice as many, and the merging temporaries)."""
-    return max(64, budget // 8 // _ENTRY_BYTES)
+    return max(64, budget // 4 // _ENTRY_BYTES)
