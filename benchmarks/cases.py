@@ -1,0 +1,420 @@
+"""The benchmark cases: one function per table row (or group of rows).
+
+Each case builds its data, times the initializer's `from_dataset` pass ("ours"),
+the same pipeline iterated doing nothing ("bare") and, where one applies, an
+anchor computing the same numbers another way: the NumPy calls for NumPy input,
+`keras.layers.Normalization.adapt` on the same pipeline for tf.data input. It
+returns rows for the table. A case also checks that its answer is right against
+an independent NumPy computation (outside the timed region), so a fast wrong
+answer cannot pass unnoticed.
+
+Sizes: the full run uses the sizes in the issue (10M rows; 50M generated rows);
+`--quick` divides them (see `SIZES`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Dict, List
+
+import numpy as np
+
+from _measure import best_of, timed
+
+SIZES = {
+    # name: (full, quick)
+    "rows": (10_000_000, 200_000),
+    "generated_rows": (50_000_000, 1_000_000),
+    "wide_rows": (50_000, 2_000),  # rows of a d=1000 target
+    "wide_median_rows": (100_000, 4_000),
+}
+BATCH = 4096
+
+
+def _size(name: str, quick: bool) -> int:
+    return SIZES[name][1 if quick else 0]
+
+
+def _bare(ds) -> Callable[[], None]:
+    def run():
+        for _ in ds:
+            pass
+
+    return run
+
+
+def _paired(bare_fn, ours_fn, repeats=3):
+    """Alternates bare and ours `repeats` times; the fastest of each (other
+    processes share the 2 cores), our peak RSS growth and our result."""
+    bare = ours = float("inf")
+    peak, result = 0.0, None
+    for _ in range(repeats):
+        bare = min(bare, timed(bare_fn)[0])
+        seconds, growth, result = timed(ours_fn, memory=True)
+        ours, peak = min(ours, seconds), max(peak, growth)
+    return bare, ours, peak, result
+
+
+def _row(case, rows, kind, ours, bare=None, anchor_name="", anchor=None, peak=None,
+         target="", ratio_of="bare", check="", limit=None):
+    """One table row. `ratio_of` names what `ours` is divided by for the target."""
+    base = bare if ratio_of == "bare" else anchor
+    ratio = ours / base if base else float("nan")
+    return {
+        "case": case,
+        "rows": rows,
+        "input": kind,
+        "ours_s": ours,
+        "bare_s": bare,
+        "ratio_bare": (ours / bare) if bare else None,
+        "anchor": anchor_name,
+        "anchor_s": anchor,
+        "ratio_anchor": (ours / anchor) if anchor else None,
+        "peak_mib": peak,
+        "target": target,
+        "met": None if limit is None else bool(ratio <= limit),
+        "check": check,
+    }
+
+
+def _adapt(ds) -> Callable[[], None]:
+    import keras
+
+    def run():
+        keras.layers.Normalization(axis=-1).adapt(ds)
+
+    return run
+
+
+def _close(a, b, rtol=1e-9, atol=0.0) -> str:
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    err = float(np.max(np.abs(a - b) / np.maximum(np.abs(b), 1e-300)))
+    ok = np.allclose(a, b, rtol=rtol, atol=atol)
+    return ("ok" if ok else "MISMATCH") + f" (rel {err:.1e})"
+
+
+def _entropy_from_counts(counts: np.ndarray) -> float:
+    p = counts[counts > 0] / counts.sum()
+    return float(-(p * np.log(p)).sum())
+
+
+# ---------------------------------------------------------------------------
+# tf.data: from_tensor_slices(array).batch(4096), the slow per-element pipeline
+# ---------------------------------------------------------------------------
+
+
+def tfdata_slices(quick: bool) -> List[Dict]:
+    import tensorflow as tf
+
+    import keras_biasinit as kbi
+
+    n = _size("rows", quick)
+    rng = np.random.default_rng(0)
+    labels = rng.choice(10, size=(n, 1), p=np.arange(1, 11) / 55).astype(np.int32)
+    target = (rng.normal(size=(n, 1)) * 3 + 5).astype(np.float32)
+    # Unnormalised features with nonzero means: E[x^2] differs from the variance.
+    features = rng.normal(size=(n, 4)) * [1, 10, 100, 0.1] + [0, 5, 50, 1]
+    features = features.astype(np.float32)
+    rows = []
+
+    ds = tf.data.Dataset.from_tensor_slices(labels).batch(BATCH)
+    bare, ours, peak, init = _paired(
+        _bare(ds), lambda: kbi.ClassPriorBias.from_dataset(ds, verbose=0))
+    adapt, _, _ = timed(_adapt(ds.map(lambda y: tf.cast(y, tf.float32))))
+    counts = np.bincount(labels[:, 0], minlength=10)
+    check = _close(init.expected_loss, _entropy_from_counts(counts))
+    rows.append(_row("ClassPriorBias", n, "tf.data slices.batch", ours, bare,
+                     "adapt (same pipeline)", adapt, peak, "<= 1.10x bare",
+                     check=check, limit=1.10))
+
+    ds = tf.data.Dataset.from_tensor_slices(target).batch(BATCH)
+    bare, ours, peak, init = _paired(
+        _bare(ds), lambda: kbi.MeanBias.from_dataset(ds, verbose=0))
+    adapt, _, _ = timed(_adapt(ds))
+    check = _close(init.bias, target.astype(np.float64).mean(0))
+    rows.append(_row("MeanBias", n, "tf.data slices.batch", ours, bare,
+                     "adapt (same pipeline)", adapt, peak, "<= 1.10x bare",
+                     check=check, limit=1.10))
+
+    if hasattr(kbi, "HeScaled"):
+        ds = tf.data.Dataset.from_tensor_slices(features).batch(BATCH)
+        bare, ours, peak, init = _paired(
+            _bare(ds), lambda: kbi.HeScaled.from_dataset(ds, verbose=0))
+        adapt, _, _ = timed(_adapt(ds))
+        expected = float((features.astype(np.float64) ** 2).mean())
+        got = getattr(init, "second_moment", None)
+        check = _close(got, expected, rtol=1e-6) if got is not None else ""
+        rows.append(_row("HeScaled", n, "tf.data slices.batch", ours, bare,
+                         "adapt (same pipeline)", adapt, peak, "<= 1.10x bare",
+                         check=check, limit=1.10))
+    return rows
+
+
+# ---------------------------------------------------------------------------
+# tf.data: pre-batched tensors, where the pass's own per-batch cost shows
+# ---------------------------------------------------------------------------
+
+
+def tfdata_prebatched(quick: bool) -> List[Dict]:
+    import tensorflow as tf
+
+    import keras_biasinit as kbi
+
+    n = _size("rows", quick) // BATCH * BATCH
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 10, size=(n // BATCH, BATCH)).astype(np.int32)
+    target = (rng.normal(size=(n // BATCH, BATCH, 1)) * 3 + 5).astype(np.float32)
+    features = rng.normal(size=(n // BATCH, BATCH, 4)).astype(np.float32)
+    rows = []
+    for name, array, make in (
+        ("ClassPriorBias", labels, lambda ds: kbi.ClassPriorBias.from_dataset(
+            ds, verbose=0, batched=True)),
+        ("MeanBias", target, lambda ds: kbi.MeanBias.from_dataset(
+            ds, verbose=0, batched=True)),
+        ("HeScaled", features, lambda ds: kbi.HeScaled.from_dataset(
+            ds, verbose=0, batched=True)),
+    ):
+        if name == "HeScaled" and not hasattr(kbi, "HeScaled"):
+            continue
+        ds = tf.data.Dataset.from_tensor_slices(array)
+        _bare(ds)()  # warm up
+        bare = best_of(_bare(ds), 3)
+        make(ds)  # warm up
+        ours = best_of(lambda: make(ds), 3)
+        _, peak, _ = timed(lambda: make(ds), memory=True)
+        if name == "ClassPriorBias":
+            adapt_ds = ds.map(lambda y: tf.cast(y, tf.float32)[:, None])
+        else:
+            adapt_ds = ds
+        adapt = best_of(_adapt(adapt_ds), 1)
+        rows.append(_row(name, n, "tf.data pre-batched", ours, bare,
+                         "adapt (same pipeline)", adapt, peak, "<= 1.5x bare",
+                         limit=1.5))
+    return rows
+
+
+# ---------------------------------------------------------------------------
+# NumPy input vs the NumPy calls that compute the same numbers
+# ---------------------------------------------------------------------------
+
+
+def numpy_input(quick: bool) -> List[Dict]:
+    import keras_biasinit as kbi
+
+    n = _size("rows", quick)
+    rng = np.random.default_rng(2)
+    labels = rng.choice(10, size=n, p=np.arange(1, 11) / 55)
+    target = rng.normal(size=n) * 3 + 5  # float64, as NumPy users have it
+    repeats = 3
+    rows = []
+
+    def np_prior():
+        counts = np.bincount(labels)
+        return _entropy_from_counts(counts)
+
+    def np_mean():
+        return target.mean(), target.var()
+
+    def np_median():
+        m = np.median(target)
+        return m, np.abs(target - m).mean()
+
+    for name, ours_fn, anchor_name, anchor_fn, check_fn in (
+        ("ClassPriorBias", lambda: kbi.ClassPriorBias.from_dataset(labels, verbose=0),
+         "np.bincount + entropy", np_prior,
+         lambda init: _close(init.expected_loss, np_prior())),
+        ("MeanBias", lambda: kbi.MeanBias.from_dataset(target, verbose=0),
+         "np.mean + np.var", np_mean,
+         lambda init: _close([init.bias[0], init.expected_loss], np_mean())),
+        ("MedianBias", lambda: kbi.MedianBias.from_dataset(target, verbose=0),
+         "np.median + mean|y-med|", np_median,
+         lambda init: _close([init.bias[0], init.expected_loss], np_median(),
+                             rtol=1e-12)),
+    ):
+        ours_fn()
+        ours = best_of(ours_fn, repeats)
+        _, peak, init = timed(ours_fn, memory=True)
+        anchor = best_of(anchor_fn, repeats)
+        rows.append(_row(name, n, "NumPy array", ours, None, anchor_name, anchor,
+                         peak, "<= 2x NumPy", ratio_of="anchor",
+                         check=check_fn(init), limit=2.0))
+
+    huber = lambda: kbi.HuberBias.from_dataset(target, delta=1.0, verbose=0)  # noqa
+    huber()
+    ours = best_of(huber, 1)
+    _, peak, _ = timed(huber, memory=True)
+    rows.append(_row("HuberBias", n, "NumPy array", ours, None, "", None, peak,
+                     "exact, bounded memory"))
+    return rows
+
+
+# ---------------------------------------------------------------------------
+# MedianBias / HuberBias on a generated pipeline that is never materialised
+# ---------------------------------------------------------------------------
+
+
+def _generated(n: int):
+    """`Dataset.range` over batch ids, mapped to batches: y = 3 + 2 z (+ outliers).
+
+    Deterministic (stateless random ops seeded by the batch id), so every pass
+    reads the same numbers; no array of all rows ever exists.
+    """
+    import tensorflow as tf
+
+    num_batches = math.ceil(n / BATCH)
+
+    def make(b):
+        start = b * BATCH
+        size = tf.minimum(tf.constant(BATCH, tf.int64), n - start)
+        seed = tf.stack([b, tf.constant(7, tf.int64)])
+        z = tf.random.stateless_normal([size], seed=seed)
+        u = tf.random.stateless_uniform([size], seed=seed + 1)
+        outlier = tf.where(u < 0.02, 40.0 + 100.0 * u, 0.0)
+        return 3.0 + 2.0 * z + outlier
+
+    return (tf.data.Dataset.range(num_batches)
+            .map(make, num_parallel_calls=tf.data.AUTOTUNE)
+            .prefetch(tf.data.AUTOTUNE))
+
+
+def _recording_passes(module, name, record):
+    """Wraps `module.name` (a statistic) to record its result's pass count."""
+    original = getattr(module, name)
+
+    def wrapper(*args, **kwargs):
+        result = original(*args, **kwargs)
+        record.append((result.passes, result.peak_bytes))
+        return result
+
+    setattr(module, name, wrapper)
+
+
+def generated_pipeline(quick: bool) -> List[Dict]:
+    import keras_biasinit as kbi
+    from keras_biasinit.initializers import huber_bias
+    from keras_biasinit.initializers import median_bias
+    from keras_biasinit.stats.huber import huber_location
+
+    record = []
+    _recording_passes(median_bias, "weighted_median", record)
+    _recording_passes(huber_bias, "huber_location", record)
+    n = _size("generated_rows", quick)
+    ds = _generated(n)
+    _bare(ds)()  # warm up
+    bare = best_of(_bare(ds), 2)
+    median_s, median_peak, median = timed(
+        lambda: kbi.MedianBias.from_dataset(ds, verbose=0, batched=True), memory=True
+    )
+    huber_s, huber_peak, huber = timed(
+        lambda: kbi.HuberBias.from_dataset(ds, delta=1.0, verbose=0, batched=True),
+        memory=True,
+    )
+    (median_passes, median_held), (huber_passes, huber_held) = record
+    # Exactness check, outside the timed region: materialise once and compare
+    # with NumPy (the median) and the in-memory exact solver (Huber).
+    y = np.concatenate([b.astype(np.float64) for b in ds.as_numpy_iterator()])
+    m = np.median(y)
+    median_check = _close([median.bias[0], median.expected_loss],
+                          [m, np.abs(y - m).mean()], rtol=1e-12)
+    exact = huber_location([(y, None)], delta=1.0, memory_budget=2**40)
+    huber_check = _close([huber.bias[0], huber.expected_loss],
+                         [exact.location[0], exact.mean_loss[0]], rtol=1e-9)
+    del y
+    mib = 2.0**20
+    return [
+        _row("MedianBias", n, "generated range+map", median_s, bare, "", None,
+             median_peak, f"<= 3 passes: {median_passes}; held "
+             f"{median_held / mib:.0f} <= 256 MiB", check=median_check),
+        _row("HuberBias", n, "generated range+map", huber_s, bare, "", None,
+             huber_peak, f"<= 3 passes: {huber_passes}; held "
+             f"{huber_held / mib:.0f} <= 256 MiB", check=huber_check),
+    ]
+
+
+# ---------------------------------------------------------------------------
+# Wide targets: d = 1000 outputs, and num_classes = 100,000
+# ---------------------------------------------------------------------------
+
+
+def wide_targets(quick: bool) -> List[Dict]:
+    import tensorflow as tf
+
+    import keras_biasinit as kbi
+
+    rows = []
+    rng = np.random.default_rng(3)
+
+    n = _size("wide_rows", quick)
+    y = (rng.normal(size=(n, 1000)) + np.arange(1000)).astype(np.float32)
+    ds = tf.data.Dataset.from_tensor_slices(y).batch(256)
+    bare, ours, peak, init = _paired(
+        _bare(ds), lambda: kbi.MeanBias.from_dataset(ds, verbose=0))
+    adapt, _, _ = timed(_adapt(ds))
+    check = _close(init.bias, y.astype(np.float64).mean(0), rtol=1e-9)
+    rows.append(_row("MeanBias d=1000", n, "tf.data slices.batch(256)", ours, bare,
+                     "adapt (same pipeline)", adapt, peak, "<= 1.10x bare",
+                     check=check, limit=1.10))
+
+    multi = (rng.random(size=(n, 1000)) < np.linspace(0.01, 0.5, 1000))
+    multi = multi.astype(np.float32)
+    ds = tf.data.Dataset.from_tensor_slices(multi).batch(256)
+    bare, ours, peak, init = _paired(_bare(ds), lambda: kbi.ClassPriorBias.from_dataset(
+        ds, verbose=0, activation="sigmoid", smoothing=1.0))
+    check = _close(init.priors, (multi.sum(0, dtype=np.float64) + 1) / (n + 2),
+                   rtol=1e-9)
+    rows.append(_row("ClassPriorBias sigmoid d=1000", n,
+                     "tf.data slices.batch(256)", ours, bare, "", None, peak,
+                     "<= 1.10x bare", check=check, limit=1.10))
+    del multi
+
+    from keras_biasinit.initializers import median_bias
+
+    record = []
+    _recording_passes(median_bias, "weighted_median", record)
+    n = _size("wide_median_rows", quick)
+    y = (rng.standard_t(3, size=(n, 1000)) + np.arange(1000)).astype(np.float32)
+    ds = tf.data.Dataset.from_tensor_slices(y).batch(256)
+    bare, _, _ = timed(_bare(ds))
+    budget = 64 * 2**20 if quick else 256 * 2**20
+    ours, peak, init = timed(lambda: kbi.MedianBias.from_dataset(
+        ds, verbose=0, memory_budget=budget), memory=True)
+    y64 = y.astype(np.float64)
+    check = _close(init.bias, np.median(y64, axis=0), rtol=1e-15)
+    del y64
+    (passes, held), = record
+    rows.append(_row("MedianBias d=1000", n, "tf.data slices.batch(256)", ours,
+                     bare, "", None, peak,
+                     f"passes: {passes}; held {held / 2**20:.0f} <= "
+                     f"{budget // 2**20} MiB", check=check))
+
+    n = _size("rows", quick)
+    labels = rng.integers(0, 100_000, size=n).astype(np.int32)
+    ds = tf.data.Dataset.from_tensor_slices(labels).batch(BATCH)
+    bare, ours, peak, init = _paired(_bare(ds), lambda: kbi.ClassPriorBias.from_dataset(
+        ds, verbose=0, num_classes=100_000, smoothing=1.0), repeats=2)
+    counts = np.bincount(labels, minlength=100_000) + 1.0
+    check = _close(init.priors, counts / counts.sum(), rtol=1e-9)
+    rows.append(_row("ClassPriorBias 100k classes", n, "tf.data slices.batch",
+                     ours, bare, "", None, peak, "<= 1.10x bare", check=check,
+                     limit=1.10))
+
+    ours_fn = lambda: kbi.ClassPriorBias.from_dataset(  # noqa: E731
+        labels, verbose=0, num_classes=100_000, smoothing=1.0)
+    ours_fn()
+    ours = best_of(ours_fn, 3)
+    _, peak, _ = timed(ours_fn, memory=True)
+    anchor = best_of(lambda: _entropy_from_counts(
+        np.bincount(labels, minlength=100_000) + 1.0), 3)
+    rows.append(_row("ClassPriorBias 100k classes", n, "NumPy array", ours, None,
+                     "np.bincount + entropy", anchor, peak, "<= 2x NumPy",
+                     ratio_of="anchor", limit=2.0))
+    return rows
+
+
+CASES = {
+    "slices": tfdata_slices,
+    "prebatched": tfdata_prebatched,
+    "numpy": numpy_input,
+    "generated": generated_pipeline,
+    "wide": wide_targets,
+}
