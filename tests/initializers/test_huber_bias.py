@@ -58,32 +58,14 @@ def test_limits_are_mean_and_median(rng):
     assert from_data(y, delta=1e-9).bias[0] == pytest.approx(np.median(y), abs=1e-9)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="stats/huber.py loses precision when delta >> the data's spread: the "
-    "root is interpolated between breakpoints y -+ delta, so its error grows "
-    "like delta * eps (delta=1e9: 5e-8 off the exact mean; 1e12: 3e-4). Reported "
-    "to the owner of stats/huber.py; remove this marker once it is fixed.",
-)
 def test_huge_delta_is_the_mean_to_float_precision(rng):
     y = rng.normal(size=51) ** 3
     for delta in (1e6, 1e9, 1e12):
         assert from_data(y, delta=delta).bias[0] == pytest.approx(y.mean(), rel=1e-12)
 
 
-_ZEROED_PSI = pytest.mark.xfail(
-    strict=True,
-    reason="stats/huber.py treats |psi| <= 1e-12 * (delta * sum w + sum |w y|) "
-    "as 0, but psi moves in steps of delta * w: when delta is below ~1e-12 * "
-    "n * spread, genuine values are zeroed, a false flat stretch appears and "
-    "its midpoint is returned (here 4.6 off a root at 0.005). Reported to the "
-    "owner of stats/huber.py; remove this marker once it is fixed.",
-)
-
-
 @pytest.mark.parametrize(
-    "offset, delta",
-    [(1e4, 1e-6), (1e9, 1e-3), pytest.param(0.0, 1e-12, marks=_ZEROED_PSI)],
+    "offset, delta", [(1e4, 1e-6), (1e9, 1e-3), (0.0, 1e-12)]
 )
 def test_small_delta_against_large_values(rng, offset, delta):
     y = offset + rng.normal(size=101) ** 3
