@@ -78,7 +78,7 @@ PASS_BATCH_SIZE = 4096
 #: few MiB, not once per small batch.
 PASS_BATCH_BYTES = 4 * 2**20
 
-Key = Union[str, int, None]
+Key = Union[str, int, None, Tuple[Union[str, int], ...]]
 Batch = Tuple[np.ndarray, Optional[np.ndarray]]
 
 # Dataset classes (`_MapDataset` -> "MapDataset") and the graph op types inside
@@ -225,7 +225,16 @@ def _pick(element: Any, target: Key, role: str) -> Tuple[Any, Any]:
 
     `role` is "target" (default: 2nd item of a tuple) or "features" (default:
     1st item). Weights are the 3rd item of an `(x, y, sample_weight)` tuple.
+    A tuple `target` is a path into nested elements: `(1, "out")` is
+    `element[1]["out"]`, weighted by the element's sample weights.
     """
+    if isinstance(target, tuple):
+        if not target:
+            raise ValueError(f"`{role}=()` is an empty path; name a key or index.")
+        values, weights = _pick(element, target[0], role)
+        for key in target[1:]:
+            values = _pick(values, key, role)[0]
+        return values, weights
     if isinstance(element, collections.abc.Mapping):
         if target is None:
             raise ValueError(
@@ -297,7 +306,22 @@ def _as_weights(weights: Any, value_shape: Tuple[int, ...]) -> np.ndarray:
     return w
 
 
+def _check_not_nested(values: Any, role: str) -> None:
+    """A tuple or dict where a tensor is needed: name the path to one part."""
+    if isinstance(values, (tuple, collections.abc.Mapping)):
+        parts = sorted(values) if isinstance(values, collections.abc.Mapping) else (
+            list(range(len(values))))
+        index = 1 if role == "target" else 0
+        raise ValueError(
+            f"The {role} is itself a {type(values).__name__} (parts: {parts}), as "
+            "for a model with several inputs or outputs. Pick one part with a "
+            f"path, e.g. `{role}=({index}, {parts[0]!r})` for "
+            f"element[{index}][{parts[0]!r}]."
+        )
+
+
 def _to_batch(values: Any, weights: Any, fold_rows: bool = True) -> Batch:
+    _check_not_nested(values, "target" if fold_rows else "features")
     _reject_composite(values)
     y = np.asarray(values)
     if y.ndim == 0:
@@ -447,6 +471,7 @@ def _dataset_batches(dataset, target, role, steps, batched, verbose,
         )
     spec = dataset.element_spec
     value_spec, weight_spec = _pick(spec, target, role)
+    _check_not_nested(value_spec, role)
     for s in (value_spec, weight_spec):
         if s is not None and not isinstance(s, tf.TensorSpec):
             raise TypeError(
@@ -508,7 +533,9 @@ def read_batches(
         data: a `tf.data.Dataset` (batched or not; tfds datasets included), a
             NumPy array or eager tensor, a tuple/dict of arrays (one element), or
             a Python iterable of batches (a list, a generator).
-        target: which part of each element to read: a dict key or a tuple index.
+        target: which part of each element to read: a dict key, a tuple index,
+            or a tuple path of them into nested elements (`(1, "out")` reads
+            `y["out"]` of `(x, y)` elements, keeping their sample weights).
             Defaults to the 2nd item of a tuple for `role="target"` (the 1st for
             `role="features"`), or the whole element.
         role: `"target"` or `"features"`; only changes the default above and

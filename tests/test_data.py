@@ -184,6 +184,23 @@ def test_py_dataset_finite_and_infinite():
     np.testing.assert_array_equal(values, [0, 0, 1, 1])
 
 
+def test_path_into_nested_elements_keeps_the_weights():
+    y = {"out": np.array([1.0, 2.0, 3.0]), "aux": np.zeros(3)}
+    w = np.array([1.0, 0.5, 2.0])
+    for data in ((np.zeros(3), y, w),
+                 Dataset.from_tensor_slices((np.zeros(3), y, w)).batch(2)):
+        values, weights = rows(data, target=(1, "out"))
+        np.testing.assert_array_equal(values, [1.0, 2.0, 3.0])
+        np.testing.assert_array_equal(weights, w)
+        with pytest.raises(ValueError, match=r"parts: \['aux', 'out'\].*target=\(1, 'aux'\)"):
+            read(data)
+    nested_x = ({"pixels": np.ones((2, 3)), "meta": np.zeros(2)}, np.zeros(2))
+    values, _ = rows(nested_x, role="features", target=(0, "pixels"))
+    np.testing.assert_array_equal(values, np.ones((2, 3)))
+    with pytest.raises(ValueError, match="features=\\(0, 'meta'\\)"):
+        read(nested_x, role="features")
+
+
 def test_dict_key_hint_names_the_likely_key():
     with pytest.raises(ValueError, match="e.g. `target='label'`"):
         read({"x": np.zeros(3), "label": np.zeros(3)})

@@ -191,8 +191,10 @@ class HeScaled(RandomInitializer):
                 array or iterable of batches; see `keras_biasinit.data`.
                 Elements `(x, y)` or `(x, y, sample_weight)` give the features
                 `x` (and the weights).
-            features: the dict key or tuple index of the layer's input. Defaults
-                to the 1st item of a tuple, or the whole element.
+            features: the dict key or tuple index of the layer's input, or a
+                path into nested elements (`(0, "pixels")` for `x["pixels"]` of
+                `(x, y)`). Defaults to the 1st item of a tuple, or the whole
+                element.
             steps: read at most this many elements. Defaults to None (all).
             verbose: `"auto"`, 0, 1 or 2, as in `Model.fit`. Defaults to "auto".
             batched: whether each element of a `tf.data.Dataset` is a batch.

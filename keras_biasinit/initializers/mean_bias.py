@@ -73,8 +73,9 @@ class MeanBias(BiasInitializer):
         Args:
             dataset: a `tf.data.Dataset` (batched or not), tfds dataset, NumPy
                 array or iterable of batches; see `keras_biasinit.data`.
-            target: the dict key or tuple index of the targets. Defaults to the
-                2nd item of a tuple, or the whole element.
+            target: the dict key or tuple index of the targets, or a path into
+                nested elements (`(1, "out")` for `y["out"]` of `(x, y)`).
+                Defaults to the 2nd item of a tuple, or the whole element.
             steps: read at most this many elements. Defaults to None (all).
             verbose: `"auto"`, 0, 1 or 2, as in `Model.fit`. Defaults to "auto".
             batched: whether each element of a `tf.data.Dataset` is a batch.
