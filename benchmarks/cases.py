@@ -242,7 +242,7 @@ def numpy_input(quick: bool) -> List[Dict]:
          "np.mean + np.var", np_mean,
          lambda init: _close([init.bias[0], init.expected_loss], np_mean())),
         ("MedianBias", lambda: kbi.MedianBias.from_dataset(target, verbose=0),
-         "np.median + mean|y-med|", np_median,
+         "np.median + mean abs dev", np_median,
          lambda init: _close([init.bias[0], init.expected_loss], np_median(),
                              rtol=1e-12)),
     ):
