@@ -5,10 +5,12 @@ otherwise (`keras.losses.Huber`), the location `b` minimises
 `sum_i w_i h(y_i - b)`. Its derivative,
 `psi(b) = sum_i w_i clip(b - y_i, -delta, delta)`, is continuous,
 non-decreasing and linear between the breakpoints `y_i +- delta`, so the root is
-found exactly: evaluate `psi` at every breakpoint (prefix sums over the sorted
-values), pick the segment where it changes sign, and solve the linear equation
-there. When `psi` is zero on a whole interval the minimiser is not unique; the
-midpoint of that interval is returned (as the median does for an even count).
+found exactly: on each segment between breakpoints `psi` is a line whose slope
+is the weight within `delta` (prefix sums over the sorted values, centred on a
+middle value), the root is solved on the segment where `psi` changes sign.
+When `psi` is zero on a whole interval (a segment with no value within `delta`
+and equal weight on both sides) the minimiser is not unique; the midpoint of
+that interval is returned (as the median does for an even count).
 Large `delta` gives the mean, small `delta` the median (Huber, 1964). The loss
 it leaves is `sum_i w_i h(y_i - b) / rows` (Keras's default reduction).
 
@@ -18,7 +20,8 @@ How it is computed (`memory_budget` bytes, default 256 MiB):
   about 250 bytes per row, fits the budget): one pass, then the exact solve above.
 - Otherwise, over a re-iterable input, typically three passes (see
   `keras_biasinit.stats._passes`): (1) count, weight, min and max per column;
-  (2) a histogram per column with per-bin weight, weighted sum, min and max.
+  (2) two histograms per column (even in float keys and in value, as for the
+  median) with per-bin weight, weighted sum, min and max.
   For a bracket `[L, U]` only the values in `[L - delta, U - delta]` and
   `[L + delta, U + delta]` change regime; every other value adds `+delta`,
   `-delta` or `b - y` to `psi` whatever `b` in the bracket, so it is needed
@@ -27,7 +30,9 @@ How it is computed (`memory_budget` bytes, default 256 MiB):
   narrow windows are collected exactly, the rest enter through exact
   per-region sums (weight, first and second moments), and `psi` is solved
   exactly on the bracket as above. Windows too large for the budget are binned
-  again first (one more pass each), never approximated.
+  again first (one more pass each), and a bracket the bins cannot narrow is
+  narrowed by evaluating `psi` exactly at 32 points in one pass; never
+  approximated.
 - A one-shot iterator (a generator) whose data exceed the budget cannot be read
   again: ValueError, asking for a re-iterable dataset or a larger budget.
 """

@@ -15,8 +15,9 @@ How it is computed (`memory_budget` bytes, default 256 MiB):
   cumulative weights with the midpoint rule).
 - Otherwise, over a re-iterable input, typically three passes (see
   `keras_biasinit.stats._passes`): (1) count, weight, min and max per column;
-  (2) a histogram per column (up to 65,536 bins of the order-preserving float
-  keys, with per-bin count, weight, min and max) that shows which bin the
+  (2) two histograms per column (up to 32,768 bins each, one even in the
+  order-preserving float keys, one even in value; per bin the count, weight,
+  min and max; the bins share a quarter of the budget) that show which bin the
   half-weight point falls in (and the next bin, if it may fall exactly on a
   boundary); (3) the values of that bracket are collected exactly (duplicates
   merged) while the rows below and above enter through their weight and their
