@@ -3,7 +3,8 @@
 Usage:
 
     python benchmarks/run.py          # full sizes (10M / 50M rows; ~10 min, 2 cores)
-    python benchmarks/run.py --quick    # small smoke version (~1-2 min)
+    python benchmarks/run.py --quick    # smoke run (~1 min): at these sizes
+                                        # fixed per-call costs set the ratios
     python benchmarks/run.py --only generated numpy --markdown
 
 Prints ONE table. Columns: the initializer; rows; input kind; our `from_dataset`
