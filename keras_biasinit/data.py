@@ -360,9 +360,10 @@ def _is_nested_numbers(value: Any) -> bool:
     """A non-empty Python list of numbers or of lists of numbers."""
     if not isinstance(value, list) or not value:
         return False
+    number = (int, float, np.generic)
     return all(
-        isinstance(v, (int, float, np.generic))
-        or (isinstance(v, list) and all(isinstance(u, (int, float, np.generic)) for u in v))
+        isinstance(v, number)
+        or (isinstance(v, list) and all(isinstance(u, number) for u in v))
         for v in value
     )
 

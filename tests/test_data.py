@@ -192,7 +192,8 @@ def test_path_into_nested_elements_keeps_the_weights():
         values, weights = rows(data, target=(1, "out"))
         np.testing.assert_array_equal(values, [1.0, 2.0, 3.0])
         np.testing.assert_array_equal(weights, w)
-        with pytest.raises(ValueError, match=r"parts: \['aux', 'out'\].*target=\(1, 'aux'\)"):
+        nested = r"parts: \['aux', 'out'\].*target=\(1, 'aux'\)"
+        with pytest.raises(ValueError, match=nested):
             read(data)
     nested_x = ({"pixels": np.ones((2, 3)), "meta": np.zeros(2)}, np.zeros(2))
     values, _ = rows(nested_x, role="features", target=(0, "pixels"))
