@@ -76,13 +76,23 @@ def weighted_median_of_arrays(
     for j in range(y.shape[1]):
         order = np.argsort(y[:, j], kind="stable")
         values, cum = y[order, j], np.cumsum(w[order])
-        half = cum[-1] / 2
-        i = int(np.searchsorted(cum, half, side="left"))
-        if cum[i] == half and i + 1 < values.shape[0]:
+        i, tie = half_point(cum, cum[-1] / 2, weighted=True)
+        if tie and i + 1 < values.shape[0]:
             result[j] = (values[i] + values[i + 1]) / 2
         else:
             result[j] = values[i]
     return result
+
+
+def half_point(cum: np.ndarray, half: float, *, weighted: bool) -> Tuple[int, bool]:
+    """Index of the first cumulative weight that reaches `half`, and whether it
+    reaches it exactly (a tie: the minimiser is the interval up to the next
+    value). With weights, "exactly" allows the rounding of the cumulative sums
+    (1e-9 relative), so that scaling every weight by one constant, which does
+    not change the minimisers, does not move the median off the midpoint."""
+    tol = 1e-9 * half if weighted else 0.0
+    i = int(np.searchsorted(cum, half - tol, side="left"))
+    return i, i < cum.shape[0] and bool(cum[i] <= half + tol)
 
 
 def in_memory_bytes(rows: int, columns: int, weighted: bool) -> int:
@@ -157,7 +167,7 @@ def _multi_pass(batches, first: "_passes.Summary", meter) -> MedianResult:
         wanted = []  # (cost, column, window)
         for j in np.flatnonzero(~done):
             if plan.mode[j] == COLLECT:
-                solved = _solve(result, j)
+                solved = _solve(result, j, first.weighted)
                 if solved is None:  # rounding disagreed: start over on the column
                     wanted.append((np.inf, j, full[j]))
                 else:
@@ -209,7 +219,7 @@ def _bracket_of(result, j: int, kind: int, weighted: bool, full: Tuple[int, int]
     return cost, (int(keys[0]), int(keys[1]))
 
 
-def _solve(result, j: int):
+def _solve(result, j: int, weighted: bool):
     """From a collect pass: (median, sum w |y - median|), or None if missed."""
     values, weights = result.column_values(j)
     w_below, w_above = result.region_weight[0, j], result.region_weight[2, j]
@@ -217,10 +227,10 @@ def _solve(result, j: int):
     if cum.shape[0] == 0:
         return None
     half = (cum[-1] + w_above) / 2
-    i = int(np.searchsorted(cum, half, side="left"))
+    i, tie = half_point(cum, half, weighted=weighted)
     if w_below >= half or i == cum.shape[0]:
         return None
-    if cum[i] == half:
+    if tie:
         if i + 1 < cum.shape[0]:
             median = (values[i] + values[i + 1]) / 2
         elif w_above > 0:

@@ -94,6 +94,17 @@ def test_weighted_tie_takes_the_midpoint(budget):
     assert result.median.tolist() == [4.5]
 
 
+@pytest.mark.parametrize("budget", [TINY, 256 * 2**20])
+@pytest.mark.parametrize("scale", [0.1, 0.3, 1 / 3, 7e-5, 1e6])
+def test_scaling_all_weights_keeps_the_midpoint(budget, scale):
+    # Scaling every weight changes no minimiser; the tie must survive the
+    # rounding of the scaled cumulative sums (0.1 * 7 + 0.1 * 3 != 1.0 exactly).
+    y = np.tile(np.r_[np.zeros(7), np.ones(3), np.full(6, 100.0), np.full(4, 200.0)],
+                600)
+    result = weighted_median(split(y, np.full(y.shape, scale)), memory_budget=budget)
+    assert result.median.tolist() == [np.median(y)] == [50.5]
+
+
 def test_one_shot_generator_over_budget_is_a_clear_error(rng):
     y = rng.normal(size=N)
     with pytest.raises(ValueError, match="re-iterable.*memory_budget"):
