@@ -6,13 +6,12 @@ import math
 from typing import Any, Optional, Union
 
 import keras
-import numpy as np
 
 from keras_biasinit.data import read_batches
 from keras_biasinit.initializers._random import RandomInitializer
 from keras_biasinit.initializers._random import Seed
 from keras_biasinit.initializers._random import check_positive
-from keras_biasinit.stats import Moments
+from keras_biasinit.stats.moments import SecondMoment
 
 _MODES = ("fan_in", "fan_out", "fan_avg")
 # Our names -> the names `keras.initializers.VarianceScaling` uses for them.
@@ -205,7 +204,7 @@ class HeScaled(RandomInitializer):
             seed: see the class. Defaults to None.
         """
         _check_args(scale, mode, distribution, None)  # fail before a long pass
-        moments = Moments()
+        squares = SecondMoment()  # sum of x^2: no mean, no centring
         for values, weights in read_batches(
             dataset,
             target=features,
@@ -215,9 +214,8 @@ class HeScaled(RandomInitializer):
             verbose=verbose,
             merge_batches=True,
         ):
-            moments.update(values, weights)
-        moments.check_nonempty()
-        second_moment = float(np.mean(moments.second_moment))
+            squares.update(values, weights)
+        second_moment = float(squares.mean_square)
         if second_moment == 0:
             raise ValueError(
                 "Every feature value is 0, so there is no scale to calibrate to. "

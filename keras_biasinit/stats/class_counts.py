@@ -92,12 +92,16 @@ class ClassCounts:
 
     def update_vectors(self, labels: np.ndarray, weights: Optional[np.ndarray] = None):
         """Adds a batch of label vectors `(n, k)` (one-hot, soft or multi-label)."""
-        y = np.asarray(labels, dtype=np.float64)
+        y = np.asarray(labels)
         if y.ndim == 1:
             y = y[:, None]
-        y = y.reshape(y.shape[0], -1)
-        check_finite(y)
-        if (y < 0).any() or (y > 1).any():
+        y = y.reshape(y.shape[0], int(np.prod(y.shape[1:])))  # -1 fails on 0 rows
+        # One min and one max pass over the raw values check both the range
+        # and finiteness (NaN propagates through them, +-inf is out of range);
+        # separate isfinite / < 0 / > 1 passes on a float64 copy made the pass
+        # 2x slower than the pipeline with 1000 labels a row.
+        if y.size and not (np.min(y) >= 0 and np.max(y) <= 1):
+            check_finite(y.astype(np.float64))
             raise ValueError(
                 "Label vectors must hold values in [0, 1] (one-hot, soft or "
                 "multi-label targets). For integer class ids use shape (n,)."
@@ -109,7 +113,8 @@ class ClassCounts:
                 "it None)."
             )
         w = check_weights(weights, y.shape[0])
-        batch = y.sum(axis=0) if w is None else w @ y
+        y = y.astype(np.float64, copy=False)
+        batch = (np.ones(y.shape[0]) if w is None else w) @ y  # BLAS, float64
         self._set_kind("vectors", y.shape[1])
         self._add(batch, y.shape[0], y.shape[0] if w is None else float(w.sum()))
         return self

@@ -1,7 +1,9 @@
-"""Weighted mean and variance per column, streamed and mergeable.
+"""Weighted mean and variance per column (and mean square), streamed, mergeable.
 
 The optimal constant under mean squared error is the (weighted) mean; the loss
-it leaves is the variance. Batches are combined with the pairwise update of
+it leaves is the variance. `SecondMoment` keeps only the weighted mean of
+`x**2` over all entries (what `HeScaled` calibrates to), at a fraction of the
+cost. Batches are combined with the pairwise update of
 Chan, Golub & LeVeque (1979), so the result does not depend on how the data is
 split into batches, and no batch is held after it is seen.
 """
@@ -47,8 +49,9 @@ class Moments:
         batch.rows = y.shape[0]
         with np.errstate(over="ignore", invalid="ignore"):  # checked next
             if w is None:
+                w = np.ones(y.shape[0])  # a BLAS sum, here and for m2
                 batch.weight = float(y.shape[0])
-                batch.mean = (np.ones(y.shape[0]) @ y) / batch.weight  # BLAS sum
+                batch.mean = (w @ y) / batch.weight
             else:
                 batch.weight = float(w.sum())
                 if batch.weight <= 0:
@@ -60,10 +63,9 @@ class Moments:
         check_finite_sum(batch.mean, y)
         with np.errstate(over="ignore", invalid="ignore"):  # checked next
             centred = np.subtract(y, batch.mean, out=y if own else None)
-            if w is None:
-                batch.m2 = np.einsum("ij,ij->j", centred, centred)
-            else:
-                batch.m2 = w @ np.multiply(centred, centred, out=centred)
+            # Square in place and sum with BLAS: 1.2x (1000 columns) to 5x
+            # (4 columns) faster than einsum("ij,ij->j").
+            batch.m2 = w @ np.multiply(centred, centred, out=centred)
         check_finite_sum(batch.m2, np.zeros(0))  # squares overflow float64
         return self.merge(batch)
 
@@ -108,3 +110,75 @@ class Moments:
                 "No data with positive weight was seen: the data is empty or all "
                 "its sample weights are 0."
             )
+
+
+class SecondMoment:
+    """Weighted mean of `x**2` over all entries of each row, streamed and mergeable.
+
+        mean_square = sum_r w_r sum_i x_ri^2 / (sum_r w_r * features)
+
+    over rows `r` with sample weights `w_r` (1 when none) and the `features`
+    entries `i` of a row: the mean over features of each one's `E_w[x_i^2]`,
+    one number. A sum of squares needs no centring, so a batch costs one
+    conversion to float64 and one BLAS dot product (`Moments`, which also
+    centres, costs 5-10x more on few columns). The sum is float64; NaN/inf
+    make it non-finite and are reported as `Moments` reports them.
+
+    Example:
+
+    >>> s = SecondMoment().update(np.array([[1.0, 2.0]]))
+    >>> s.update(np.array([[3.0, 0.0]])).mean_square  # (1 + 4 + 9 + 0) / 4
+    3.5
+    """
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.weight = 0.0
+        self.features: Optional[int] = None  # entries per row, once seen
+        self.total = 0.0  # sum_r w_r sum_i x_ri^2
+
+    def update(self, values: np.ndarray, weights: Optional[np.ndarray] = None):
+        """Adds one batch: `values` of shape `(n,)` or `(n, ...)`, `weights` `(n,)`."""
+        raw = np.asarray(values)
+        y = as_columns(raw, check=False)
+        w = check_weights(weights, y.shape[0])
+        batch = SecondMoment()
+        batch.rows, batch.features = y.shape
+        with np.errstate(over="ignore", invalid="ignore"):  # checked next
+            if w is None:
+                batch.weight = float(y.shape[0])
+                flat = y.reshape(-1)
+                batch.total = float(np.dot(flat, flat))
+            else:
+                batch.weight = float(w.sum())
+                squares = np.multiply(y, y, out=y if raw.dtype != np.float64 else None)
+                batch.total = float(np.sum(w @ squares))
+        if not np.isfinite(batch.total):
+            # NaN/inf in the input (even at weight 0), or squares that overflow.
+            check_finite_sum(np.array(batch.total), as_columns(raw, check=False))
+        return self.merge(batch)
+
+    def merge(self, other: "SecondMoment") -> "SecondMoment":
+        """Combines `other` into this state (exact up to float rounding)."""
+        if other.features is None:
+            return self
+        if self.features is not None and other.features != self.features:
+            raise ValueError(
+                f"Batches have different widths: {self.features} columns, then "
+                f"{other.features}. Every batch must have the same target shape."
+            )
+        self.features = other.features
+        self.rows += other.rows
+        self.weight += other.weight
+        self.total += other.total
+        return self
+
+    @property
+    def mean_square(self) -> float:
+        """`total / (weight * features)`: the weighted mean of `x**2`."""
+        if not self.features or self.weight <= 0:
+            raise ValueError(
+                "No data with positive weight was seen: the data is empty or all "
+                "its sample weights are 0."
+            )
+        return self.total / (self.weight * self.features)

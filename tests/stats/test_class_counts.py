@@ -149,3 +149,53 @@ def test_ids_and_vectors_do_not_mix_and_widths_do_not_change():
     merged = ClassCounts().update_vectors(np.eye(2)).merge(
         ClassCounts().update_vectors(np.eye(2)[[1]]))
     assert merged.counts.tolist() == [1.0, 2.0]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32, bool])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_label_vectors_match_numpy_in_float64(rng, dtype, weighted):
+    if dtype in (np.int32, bool):
+        y = (rng.random((300, 7)) < 0.4).astype(dtype)
+    else:  # soft labels: a float32 sum would round them
+        y = rng.random((300, 7)).astype(dtype)
+    w = rng.random(300) if weighted else None
+    before = y.copy()
+    counts = ClassCounts()
+    for idx in np.split(np.arange(300), [1, 100, 250]):
+        counts.update_vectors(y[idx], None if w is None else w[idx])
+    np.testing.assert_array_equal(y, before)
+    w64 = np.ones(300) if w is None else w
+    expected = (w64[:, None] * y.astype(np.float64)).sum(axis=0)
+    np.testing.assert_allclose(counts.counts, expected, rtol=1e-14)
+    assert counts.weight == pytest.approx(w64.sum(), rel=1e-14)
+    assert counts.rows == 300
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (np.nan, r"contain 1 NaN or inf"),
+        (np.inf, r"contain 1 NaN or inf"),
+        (-np.inf, r"contain 1 NaN or inf"),
+        (-1e-3, r"in \[0, 1\]"),
+        (1.0 + 1e-3, r"in \[0, 1\]"),
+    ],
+)
+def test_label_vector_checks_with_one_bad_value(rng, dtype, bad, match):
+    y = (rng.random((50, 4)) < 0.5).astype(dtype)
+    y[17, 2] = bad
+    with pytest.raises(ValueError, match=match):
+        ClassCounts().update_vectors(y)
+    with pytest.raises(ValueError, match=match):  # even at weight 0
+        w = np.ones(50)
+        w[17] = 0.0
+        ClassCounts().update_vectors(y, w)
+
+
+def test_label_vectors_range_check_on_integers():
+    with pytest.raises(ValueError, match=r"in \[0, 1\]"):
+        ClassCounts().update_vectors(np.array([[0, 2, 0]]))
+    with pytest.raises(ValueError, match=r"in \[0, 1\]"):
+        ClassCounts().update_vectors(np.array([[0, -1, 1]], np.int8))
+    assert ClassCounts().update_vectors(np.zeros((0, 3))).counts.tolist() == [0, 0, 0]
