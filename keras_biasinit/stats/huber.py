@@ -5,9 +5,9 @@ otherwise (`keras.losses.Huber`), the location `b` minimises
 `sum_i w_i h(y_i - b)`. Its derivative,
 `psi(b) = sum_i w_i clip(b - y_i, -delta, delta)`, is continuous,
 non-decreasing and linear between the breakpoints `y_i +- delta`, so the root is
-found exactly: on each segment between breakpoints `psi` is a line whose slope
-is the weight within `delta` (prefix sums over the sorted values, centred on a
-middle value), the root is solved on the segment where `psi` changes sign.
+found exactly: bisect the sorted breakpoints with `psi` evaluated term by term
+(each term bounded by `delta * w`, so a far outlier cannot blur the sum), then
+solve the line of the segment where `psi` changes sign.
 When `psi` is zero on a whole interval (a segment with no value within `delta`
 and equal weight on both sides) the minimiser is not unique; the midpoint of
 that interval is returned (as the median does for an even count).
@@ -80,11 +80,50 @@ def huber_loss(residual: np.ndarray, delta: float) -> np.ndarray:
 
 
 def huber_location_1d(y: np.ndarray, w: np.ndarray, delta: float) -> float:
-    """Exact minimiser of `sum w h(y - b)` for one column (weights > 0)."""
+    """Exact minimiser of `sum w h(y - b)` for one column (weights > 0).
+
+    `psi(b) = delta * (weight below b - delta - weight above b + delta)
+    + sum over the rows within delta of w (b - y)` is evaluated directly, every
+    term bounded by `delta * w`, so a far value (an outlier at 1e16) never
+    enters a sum where it could swamp the others. A bisection over the sorted
+    breakpoints `y +- delta` finds where psi crosses 0; psi is linear between
+    breakpoints, so one Newton step from the segment's midpoint is the root.
+    Where psi is 0 on an interval, its midpoint is returned.
+    """
     order = np.argsort(y, kind="stable")
     values, weights = y[order], w[order]
-    return _solve_segments(values, weights, delta, values[0], values[-1],
-                           at_min=True, at_max=True)
+    cum_w = np.concatenate([[0.0], np.cumsum(weights)])
+    total = cum_w[-1]
+    tol = 8 * np.finfo(np.float64).eps * delta * total  # rounding of weight sums
+    breaks = np.unique(np.concatenate([values - delta, values + delta]))
+
+    def psi(b: float) -> Tuple[float, float]:
+        """psi(b) and its slope (the weight within delta of b)."""
+        lo = int(np.searchsorted(values, b - delta, side="left"))
+        hi = int(np.searchsorted(values, b + delta, side="right"))
+        # clip: b = fl(y + delta) may sit an ulp off the kink it stands for
+        inside = weights[lo:hi] @ np.clip(b - values[lo:hi], -delta, delta)
+        return delta * (cum_w[lo] - (total - cum_w[hi])) + inside, cum_w[hi] - cum_w[lo]
+
+    def first(predicate) -> int:
+        """The first breakpoint index where the monotone `predicate` holds."""
+        lo, hi = 0, breaks.size - 1  # psi(breaks[-1]) = delta * total > tol
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if predicate(psi(breaks[mid])[0]):
+                hi = mid
+            else:
+                lo = mid + 1
+        return lo
+
+    above = first(lambda value: value > tol)  # psi(breaks[0]) = -delta * total
+    below = first(lambda value: value >= -tol) - 1
+    if above > below + 1:  # psi == 0 on [breaks[below + 1], breaks[above - 1]]
+        return float((breaks[below + 1] + breaks[above - 1]) / 2)
+    a, b = breaks[below], breaks[above]
+    middle = (a + b) / 2
+    value, slope = psi(middle)
+    return float(np.clip(middle - value / slope, a, b))
 
 
 def _solve_segments(values, weights, delta, low, high, *, w_below=0.0,
@@ -300,15 +339,25 @@ def _multi_pass(batches, first: "_passes.Summary", delta: float, meter) -> Huber
                 room -= cost
                 plan.set(j, COLLECT, windows, spans)
             elif stuck:  # the histogram could not narrow it: evaluate psi exactly
-                step = (high[j] - low[j]) / (_passes.PROBES + 1)
-                points = low[j] + step * np.arange(1, _passes.PROBES + 1)
-                plan.set_probes(j, np.clip(points, low[j], high[j]), delta)
+                plan.set_probes(j, _probe_points(low[j], high[j]), delta)
             else:
                 plan.set(j, BIN, windows, spans)
         del result
         meter.release(meter.current)
     return HuberResult(location, loss_sum / first.rows, first.rows, first.weight,
                        passes, meter.peak)
+
+
+def _probe_points(low: float, high: float) -> np.ndarray:
+    """`PROBES` points in (low, high): half evenly spaced in value, half in
+    float keys (geometric for a bracket spanning orders of magnitude, where
+    even value spacing would narrow it only ~PROBES-fold a pass)."""
+    half = _passes.PROBES // 2
+    in_value = low + (high - low) / (half + 1) * np.arange(1, half + 1)
+    keys = _passes.to_keys(np.array([low, high])).astype(np.float64)
+    in_keys = np.linspace(keys[0], keys[1], _passes.PROBES - half + 2)[1:-1]
+    in_keys = _passes.from_keys(in_keys.astype(np.uint64))
+    return np.clip(np.sort(np.concatenate([in_value, in_keys])), low, high)
 
 
 def _constant_part(result, j: int, delta: float, b):

@@ -111,6 +111,30 @@ def test_non_unique_minimiser_is_the_midpoint(rng, budget):
     )
 
 
+@pytest.mark.parametrize("budget", [2 * 2**20, 256 * 2**20])
+def test_far_outliers_do_not_blur_the_bulk(budget):
+    # A -1e16 outlier must not enter a sum over the bulk near 3, where its
+    # rounding (~1) would swamp psi: the location is exact to float precision
+    # around 3, not merely relative to max|y|, on both paths.
+    rng = np.random.default_rng(5)
+    y = np.r_[rng.normal(3.0, 1.0, 200_000), np.full(3, -1e16)]
+    result = huber_location(split(y, size=4096), delta=1.0, memory_budget=budget)
+    root = _root(y, np.ones(y.size), 1.0)
+    assert abs(result.location[0] - root) <= 4 * np.spacing(root)
+    assert (result.passes == 1) == (budget > 2**27)  # in memory, or not
+
+
+def test_values_across_many_orders_of_magnitude_converge_in_few_passes():
+    # exp(20 N): |y| from 1e-30 to 1e30. Evenly spaced probes would shrink the
+    # bracket only ~33-fold a pass (it once took over 40 passes).
+    rng = np.random.default_rng(6)
+    y = np.exp(20 * rng.normal(size=150_000)) * rng.choice([-1.0, 1.0], 150_000)
+    result = huber_location(split(y, size=4096), delta=1.0, memory_budget=2**20)
+    root = _root(y, np.ones(y.size), 1.0)
+    assert abs(result.location[0] - root) <= 1e-12 * abs(root)
+    assert 2 <= result.passes <= 8
+
+
 def test_one_shot_generator_over_budget_is_a_clear_error(rng):
     with pytest.raises(ValueError, match="re-iterable.*memory_budget"):
         huber_location(one_shot(rng.normal(size=N)), memory_budget=TINY)
