@@ -306,6 +306,13 @@ def _as_weights(weights: Any, value_shape: Tuple[int, ...]) -> np.ndarray:
     return w
 
 
+def _first_rows(value: Any, steps: int) -> Any:
+    """The first `steps` examples of an array or list (before any folding)."""
+    if isinstance(value, list) or (_is_array(value) and np.ndim(value)):
+        return np.asarray(value)[:steps]
+    return value
+
+
 def _check_not_nested(values: Any, role: str) -> None:
     """A tuple or dict where a tensor is needed: name the path to one part."""
     if isinstance(values, (tuple, collections.abc.Mapping)):
@@ -581,10 +588,10 @@ def read_batches(
         data = np.asarray(data)  # e.g. [[1, 2], [3, 4]]: rows of data, not batches
     if _is_array(data) or _is_element(data):
         def make_iterator():
-            values, weights = _to_batch(*_pick(data, target, role), role == "target")
-            if steps is not None:  # for arrays, a step is a row
-                values = values[:steps]
-                weights = None if weights is None else weights[:steps]
+            values, weights = _pick(data, target, role)
+            if steps is not None:  # for arrays, a step is an example (a row)
+                values = _first_rows(values, steps)
+                weights = _first_rows(weights, steps)
             yield values, weights
         return Batches(make_iterator, reiterable=True, num_batches=1,
                        verbose=verbose, fold_rows=role == "target")

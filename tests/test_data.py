@@ -207,6 +207,18 @@ def test_dict_key_hint_names_the_likely_key():
         read({"x": np.zeros(3), "label": np.zeros(3)})
 
 
+def test_steps_counts_examples_before_rows_are_folded(rng):
+    # steps=2 on (n, T, d) targets reads 2 examples (2 * T rows), as the same
+    # arrays through from_tensor_slices do, not 2 time steps.
+    y = rng.normal(size=(6, 3, 2))
+    w = rng.uniform(0.5, 2.0, size=6)
+    values, weights = rows((np.zeros(6), y, w), steps=2)
+    np.testing.assert_array_equal(values, y[:2].reshape(6, 2))
+    np.testing.assert_array_equal(weights, np.repeat(w[:2], 3))
+    sliced, _ = rows(Dataset.from_tensor_slices((np.zeros(6), y, w)), steps=2)
+    np.testing.assert_array_equal(sliced, values)
+
+
 def test_generator_read_twice_is_a_clear_error():
     gen = (np.array([i]) for i in range(3))
     batches = read_batches(gen, verbose=0)
