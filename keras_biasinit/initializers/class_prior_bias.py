@@ -18,6 +18,19 @@ from keras_biasinit.stats import cross_entropy
 _ACTIVATIONS = ("softmax", "sigmoid")
 
 
+def _check_distributions(labels: np.ndarray) -> None:
+    """Softmax label vectors are distributions: each row sums to 1."""
+    sums = labels.sum(axis=1, dtype=np.float64)
+    bad = np.flatnonzero(np.abs(sums - 1.0) > 1e-3)
+    if bad.size:
+        raise ValueError(
+            f"Under softmax, label vectors must each sum to 1 (one-hot or soft "
+            f"labels); row {bad[0]} sums to {sums[bad[0]]:g}. Per-step class ids "
+            "of shape (n, T) should be shaped (n, T, 1); several independent "
+            'labels per example need activation="sigmoid".'
+        )
+
+
 @keras.saving.register_keras_serializable(package="keras_biasinit")
 class ClassPriorBias(BiasInitializer):
     """Initializer that sets a classifier's output bias to the class priors.
@@ -178,6 +191,8 @@ class ClassPriorBias(BiasInitializer):
             if activation == "softmax" and is_ids:
                 counts.update_ids(labels, weights)
             else:
+                if activation == "softmax":
+                    _check_distributions(labels)
                 counts.update_vectors(labels, weights)
         if counts.weight <= 0:
             raise ValueError("All sample weights are 0: there are no classes to count.")

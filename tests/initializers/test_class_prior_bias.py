@@ -198,6 +198,10 @@ def test_bad_numbers(kwargs, match):
         (np.array([0, 1]), {"activation": "tanh"}, r"`activation` must be"),
         ((np.zeros(2), np.array([0, 1]), np.zeros(2)), {}, r"All sample weights are 0"),
         (np.array([], dtype=int), {}, r"The data is empty"),
+        # (n, T) per-step ids read as label vectors: rows do not sum to 1.
+        (np.array([[0, 1, 1], [1, 0, 0]]), {},
+         r"row 0 sums to 2.*shaped \(n, T, 1\)"),
+        (np.array([[0.5, 0.2], [0.3, 0.7]]), {}, r"must each sum to 1"),
     ],
 )
 def test_bad_data(data, kwargs, match):
