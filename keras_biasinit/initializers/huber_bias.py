@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any, Optional, Union
 
 import keras
@@ -15,15 +14,7 @@ from keras_biasinit.initializers._base import check_expected_loss
 from keras_biasinit.initializers._base import plain
 from keras_biasinit.stats import DEFAULT_MEMORY_BUDGET
 from keras_biasinit.stats import huber_location
-
-
-def _check_delta(delta: float) -> float:
-    delta = float(delta)
-    if not math.isfinite(delta) or delta <= 0:
-        raise ValueError(
-            f"`delta` must be a positive, finite number. Received: delta={delta!r}"
-        )
-    return delta
+from keras_biasinit.stats.huber import check_delta
 
 
 @keras.saving.register_keras_serializable(package="keras_biasinit")
@@ -71,7 +62,7 @@ class HuberBias(BiasInitializer):
         expected_loss: Optional[float] = None,
     ):
         self._bias = as_vector(location, "location")
-        self.delta = _check_delta(delta)
+        self.delta = check_delta(delta)
         self._expected_loss = check_expected_loss(expected_loss)
 
     def get_config(self) -> dict:
@@ -115,7 +106,7 @@ class HuberBias(BiasInitializer):
                 and stay exact, so they must be re-iterable (a one-shot
                 generator over budget is a ValueError). Defaults to 256 MiB.
         """
-        delta = _check_delta(delta)
+        delta = check_delta(delta)
         result = huber_location(
             read_batches(
                 dataset, target=target, steps=steps, batched=batched, verbose=verbose,

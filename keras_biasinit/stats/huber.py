@@ -205,14 +205,17 @@ def in_memory_bytes(rows: int, columns: int, weighted: bool) -> int:
     return data + max(256 * rows, 48 * rows * columns) + 2**16
 
 
-def _check_delta(delta) -> float:
+def check_delta(delta) -> float:
+    """`delta` as a float, checked: a positive, finite number (not a bool)."""
     if isinstance(delta, bool) or not isinstance(delta, (int, float, np.number)):
         raise ValueError(
             f"`delta` must be a positive number. Received: delta={delta!r}"
         )
     delta = float(delta)
     if not np.isfinite(delta) or delta <= 0:
-        raise ValueError(f"`delta` must be a positive number. Received: delta={delta}")
+        raise ValueError(
+            f"`delta` must be a positive, finite number. Received: delta={delta}"
+        )
     return delta
 
 
@@ -235,7 +238,7 @@ def huber_location(
     Returns:
         A `HuberResult`.
     """
-    delta = _check_delta(delta)
+    delta = check_delta(delta)
     budget = _passes.check_budget(memory_budget)
     meter = _passes.MemoryMeter(budget)
     first = _passes.first_pass(

@@ -114,7 +114,7 @@ def test_delta_is_kept_and_checked():
     init = HuberBias([1.0, 2.0], delta=3.0)
     assert init.get_config() == {"location": [1.0, 2.0], "delta": 3.0,
                                  "expected_loss": None}
-    for delta in (0.0, -1.0, np.inf, np.nan):
+    for delta in (0.0, -1.0, np.inf, np.nan, "2", True):
         with pytest.raises(ValueError, match=r"`delta` must be a positive"):
             HuberBias(1.0, delta=delta)
         with pytest.raises(ValueError, match=r"`delta` must be a positive"):
