@@ -218,10 +218,8 @@ class ClassPriorBias(BiasInitializer):
                 "pseudo-count per class), or remove those classes."
             )
         priors = smoothed / smoothed.sum()
-        init = cls(priors, "softmax")
-        predicted = np.exp(init._bias - np.logaddexp.reduce(init._bias))
-        init._expected_loss = cross_entropy(c, predicted) / counts.rows
-        return init
+        loss = cross_entropy(c, priors) / counts.rows
+        return cls(priors, "softmax", expected_loss=loss)
 
     @classmethod
     def _sigmoid(cls, counts: ClassCounts, smoothing: float) -> "ClassPriorBias":
@@ -238,7 +236,6 @@ class ClassPriorBias(BiasInitializer):
                 "`smoothing=` (e.g. 1.0, a pseudo-count of positives and "
                 "negatives), or remove those outputs."
             )
-        init = cls(rates, "sigmoid")
         per_output = binary_cross_entropy(positives / total, rates) * total
-        init._expected_loss = float(per_output.mean() / counts.rows)
-        return init
+        loss = float(per_output.mean() / counts.rows)
+        return cls(rates, "sigmoid", expected_loss=loss)
