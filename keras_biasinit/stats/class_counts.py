@@ -12,6 +12,7 @@ from typing import Optional
 import numpy as np
 
 from keras_biasinit.stats._checks import check_finite, check_weights
+from keras_biasinit.stats.moments import _column_sums
 
 
 #: Without `num_classes`, ids up to this bound are counted (the largest id
@@ -114,7 +115,7 @@ class ClassCounts:
             )
         w = check_weights(weights, y.shape[0])
         y = y.astype(np.float64, copy=False)
-        batch = (np.ones(y.shape[0]) if w is None else w) @ y  # BLAS, float64
+        batch = _column_sums(y) if w is None else w @ y  # float64
         self._set_kind("vectors", y.shape[1])
         self._add(batch, y.shape[0], y.shape[0] if w is None else float(w.sum()))
         return self

@@ -20,6 +20,21 @@ from keras_biasinit.stats._checks import check_finite_sum
 from keras_biasinit.stats._checks import check_weights
 
 
+def _column_sums(y: np.ndarray) -> np.ndarray:
+    """Column sums of a float64 `(rows, columns)` matrix, in one thread.
+
+    NumPy's own sum for one column or many; for a few columns (where it runs
+    3 ns a value) a BLAS `ones @ y`. Multithreaded BLAS competes with the
+    tf.data threads for the cores: a pass using it for every sum was at times
+    10x slower than one using NumPy's.
+    """
+    if y.shape[1] == 1:
+        return np.add.reduce(y.reshape(-1), keepdims=True)  # pairwise
+    if y.shape[1] >= 64:
+        return np.add.reduce(y, axis=0)
+    return np.ones(y.shape[0]) @ y
+
+
 class Moments:
     """Count, total weight, mean and central second moment of each column.
 
@@ -49,9 +64,8 @@ class Moments:
         batch.rows = y.shape[0]
         with np.errstate(over="ignore", invalid="ignore"):  # checked next
             if w is None:
-                w = np.ones(y.shape[0])  # a BLAS sum, here and for m2
                 batch.weight = float(y.shape[0])
-                batch.mean = (w @ y) / batch.weight
+                batch.mean = _column_sums(y) / batch.weight
             else:
                 batch.weight = float(w.sum())
                 if batch.weight <= 0:
@@ -63,9 +77,10 @@ class Moments:
         check_finite_sum(batch.mean, y)
         with np.errstate(over="ignore", invalid="ignore"):  # checked next
             centred = np.subtract(y, batch.mean, out=y if own else None)
-            # Square in place and sum with BLAS: 1.2x (1000 columns) to 5x
-            # (4 columns) faster than einsum("ij,ij->j").
-            batch.m2 = w @ np.multiply(centred, centred, out=centred)
+            # Square in place and sum: 1.2x (1000 columns) to 5x (4 columns)
+            # faster than einsum("ij,ij->j").
+            squares = np.multiply(centred, centred, out=centred)
+            batch.m2 = _column_sums(squares) if w is None else w @ squares
         check_finite_sum(batch.m2, np.zeros(0))  # squares overflow float64
         return self.merge(batch)
 
@@ -120,9 +135,10 @@ class SecondMoment:
     over rows `r` with sample weights `w_r` (1 when none) and the `features`
     entries `i` of a row: the mean over features of each one's `E_w[x_i^2]`,
     one number. A sum of squares needs no centring, so a batch costs one
-    conversion to float64 and one BLAS dot product (`Moments`, which also
-    centres, costs 5-10x more on few columns). The sum is float64; NaN/inf
-    make it non-finite and are reported as `Moments` reports them.
+    conversion to float64, one squaring in place and one pairwise sum
+    (`Moments`, which also centres, costs 5-10x more on few columns). The sum
+    is float64; NaN/inf make it non-finite and are reported as `Moments`
+    reports them.
 
     Example:
 
@@ -145,13 +161,15 @@ class SecondMoment:
         batch = SecondMoment()
         batch.rows, batch.features = y.shape
         with np.errstate(over="ignore", invalid="ignore"):  # checked next
+            squares = np.multiply(y, y, out=y if raw.dtype != np.float64 else None)
             if w is None:
                 batch.weight = float(y.shape[0])
-                flat = y.reshape(-1)
-                batch.total = float(np.dot(flat, flat))
+                # NumPy's pairwise sum, not a BLAS dot: multithreaded BLAS
+                # competes with the tf.data threads for the cores and made
+                # some passes 10x slower.
+                batch.total = float(np.add.reduce(squares.reshape(-1)))
             else:
                 batch.weight = float(w.sum())
-                squares = np.multiply(y, y, out=y if raw.dtype != np.float64 else None)
                 batch.total = float(np.sum(w @ squares))
         if not np.isfinite(batch.total):
             # NaN/inf in the input (even at weight 0), or squares that overflow.
