@@ -11,7 +11,7 @@ from keras_biasinit.data import read_batches
 from keras_biasinit.initializers._random import RandomInitializer
 from keras_biasinit.initializers._random import Seed
 from keras_biasinit.initializers._random import check_positive
-from keras_biasinit.stats.moments import SecondMoment
+from keras_biasinit.stats import SecondMoment
 
 _MODES = ("fan_in", "fan_out", "fan_avg")
 # Our names -> the names `keras.initializers.VarianceScaling` uses for them.

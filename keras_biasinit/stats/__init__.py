@@ -15,6 +15,7 @@ from keras_biasinit.stats._passes import DEFAULT_MEMORY_BUDGET
 from keras_biasinit.stats.median import MedianResult
 from keras_biasinit.stats.median import weighted_median
 from keras_biasinit.stats.moments import Moments
+from keras_biasinit.stats.moments import SecondMoment
 
 __all__ = [
     "DEFAULT_MEMORY_BUDGET",
@@ -22,6 +23,7 @@ __all__ = [
     "HuberResult",
     "MedianResult",
     "Moments",
+    "SecondMoment",
     "binary_cross_entropy",
     "cross_entropy",
     "huber_location",

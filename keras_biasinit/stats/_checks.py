@@ -28,9 +28,10 @@ def check_finite(y: np.ndarray) -> None:
     if not np.isfinite(y).all():
         bad = int(np.size(y) - np.count_nonzero(np.isfinite(y)))
         raise ValueError(
-            f"The targets contain {bad} NaN or inf value(s). Remove or impute them "
-            "in the pipeline (e.g. `dataset.filter(...)` or `np.nan_to_num`) "
-            "before computing a bias from them."
+            f"The data (targets, or features for HeScaled) contain {bad} NaN or "
+            "inf value(s). Remove or impute them in the pipeline (e.g. "
+            "`dataset.filter(...)` or `np.nan_to_num`) before computing an "
+            "initializer from them."
         )
 
 
@@ -40,8 +41,9 @@ def check_finite_sum(total: np.ndarray, y: np.ndarray) -> None:
     if not np.isfinite(total).all():
         check_finite(y)
         raise ValueError(
-            "The targets are too large: their sum overflows float64. Rescale "
-            "them (e.g. divide by a constant) before computing a bias."
+            "The data (targets, or features for HeScaled) are too large: their "
+            "sum overflows float64. Rescale them (e.g. divide by a constant) "
+            "before computing an initializer from them."
         )
 
 
