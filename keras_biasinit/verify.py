@@ -133,7 +133,8 @@ def _bias_is_initial(layer) -> Optional[bool]:
     return bool(np.allclose(current, initial, rtol=1e-3, atol=1e-3))
 
 
-def _diagnose(model, layer, measured, expected, zero_kernel, rtol, bias_is_initial):
+def _diagnose(model, layer, measured, expected, zero_kernel, rtol, bias_is_initial,
+              regularization=0.0):
     gap = measured - expected
     kernel_part = measured - zero_kernel
     bias_part = zero_kernel - expected
@@ -173,6 +174,13 @@ def _diagnose(model, layer, measured, expected, zero_kernel, rtol, bias_is_initi
             f"- The kernel lowers the loss by {-kernel_part:.4g}: the model already "
             "predicts from its inputs. Was it trained? This check is meant for a "
             "model before training."
+        )
+    if not ok and regularization > tol:
+        lines.append(
+            f"- The model's regularization losses (kernel, bias or activity "
+            f"regularizers) add {regularization:.4g} to what `evaluate` reports, "
+            "while `expected` is the data loss alone: compare with `expected + "
+            f"{regularization:.4g}`, or check the model without regularizers."
         )
     if not ok and bias_part > tol:
         lines.append(
@@ -323,6 +331,8 @@ def verify_loss_at_init(
         zero_kernel = _evaluate(model, dataset, steps, verbose)
     finally:
         kernel.assign(saved)
+    regularization = sum(float(keras.ops.convert_to_numpy(x)) for x in model.losses)
     return _diagnose(
-        model, out, measured, expected, zero_kernel, rtol, _bias_is_initial(out)
+        model, out, measured, expected, zero_kernel, rtol, _bias_is_initial(out),
+        regularization,
     )

@@ -52,6 +52,24 @@ def test_matching_bias_and_zero_kernel_is_ok(regression):
     assert "OK" in str(check) and "NOT OK" not in str(check)
 
 
+def test_regularization_losses_are_named(regression):
+    # An L2 bias regularizer adds 0.1 * 150^2 ~ 2250 to what evaluate reports;
+    # the message must say so, not only blame the bias.
+    x, y = regression
+    init = kbi.MeanBias.from_dataset(y, verbose=0)
+    model = keras.Sequential([
+        keras.Input((3,)),
+        keras.layers.Dense(1, kernel_initializer="zeros", bias_initializer=init,
+                           bias_regularizer=keras.regularizers.L2(0.1)),
+    ])
+    model.compile(loss="mse")
+    check = kbi.verify_loss_at_init(model, (x, y))
+    penalty = 0.1 * float(np.mean(y, dtype=np.float64)) ** 2
+    assert check.measured - check.expected == pytest.approx(penalty, rel=1e-4)
+    assert not check.ok
+    assert f"add {penalty:.4g}" in str(check) and "regularizers" in str(check)
+
+
 def test_random_final_kernel_is_blamed_and_restored(regression):
     x, y = regression
     big = keras.initializers.RandomNormal(stddev=20.0, seed=5)
