@@ -16,6 +16,7 @@ from sklearn.datasets import load_breast_cancer
 
 import keras_biasinit as kbi
 from keras_biasinit import HeScaled
+from tests.initializers._strategy import assert_mirrored_kernel_and_fit
 
 # Keras's truncation constant: the std of a unit normal truncated to [-2, 2].
 KERAS_TRUNCATION = 0.87962566103423978
@@ -368,22 +369,7 @@ def test_graph_mode_matches_eager():
 def test_mirrored_strategy_builds_and_trains(two_cpu_strategy, cancer):
     x, y = cancer
     init = HeScaled.from_dataset(x, verbose=0, seed=19)
-    with two_cpu_strategy.scope():
-        model = keras.Sequential(
-            [
-                keras.Input((30,)),
-                keras.layers.Dense(16, activation="relu", kernel_initializer=init),
-                keras.layers.Dense(1),
-            ]
-        )
-        model.compile(optimizer="sgd", loss="mse")
-    replicas = two_cpu_strategy.experimental_local_results(
-        model.layers[0].kernel.value
-    )
-    assert len(replicas) == 2
-    np.testing.assert_array_equal(_np(replicas[0]), _np(replicas[1]))
-    np.testing.assert_array_equal(_np(replicas[0]), _np(init((30, 16))))
-    model.fit(x[:64], y[:64], batch_size=32, epochs=1, verbose=0)
+    assert_mirrored_kernel_and_fit(two_cpu_strategy, init, x, y)
 
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])

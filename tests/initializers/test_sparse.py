@@ -14,6 +14,7 @@ import tensorflow as tf
 
 import keras_biasinit as kbi
 from keras_biasinit import Sparse
+from tests.initializers._strategy import assert_mirrored_kernel_and_fit
 
 
 def _np(x):
@@ -211,24 +212,8 @@ def test_graph_mode_matches_eager():
 
 
 def test_mirrored_strategy_builds_and_trains(two_cpu_strategy, rng):
-    init = Sparse(4, seed=19)
-    with two_cpu_strategy.scope():
-        model = keras.Sequential(
-            [
-                keras.Input((12,)),
-                keras.layers.Dense(16, activation="relu", kernel_initializer=init),
-                keras.layers.Dense(1),
-            ]
-        )
-        model.compile(optimizer="sgd", loss="mse")
-    replicas = two_cpu_strategy.experimental_local_results(
-        model.layers[0].kernel.value
-    )
-    assert len(replicas) == 2
-    np.testing.assert_array_equal(_np(replicas[0]), _np(replicas[1]))
-    np.testing.assert_array_equal(_np(replicas[0]), _np(init((12, 16))))
-    model.fit(rng.normal(size=(64, 12)), rng.normal(size=(64, 1)), batch_size=32,
-              epochs=1, verbose=0)
+    x, y = rng.normal(size=(64, 12)), rng.normal(size=(64, 1))
+    assert_mirrored_kernel_and_fit(two_cpu_strategy, Sparse(4, seed=19), x, y)
 
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
