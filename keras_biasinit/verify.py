@@ -241,16 +241,17 @@ def verify_loss_at_init(
 
     Examples:
 
+    >>> import keras_biasinit as kbi
     >>> x = np.random.default_rng(0).normal(size=(256, 4)).astype("float32")
     >>> y = 150.0 + 70.0 * np.random.default_rng(1).normal(size=(256, 1))
     >>> model = keras.Sequential([
     ...     keras.Input((4,)),
     ...     keras.layers.Dense(16, activation="relu"),
     ...     keras.layers.Dense(
-    ...         1, bias_initializer=MeanBias.from_dataset(y, verbose=0)),
+    ...         1, bias_initializer=kbi.MeanBias.from_dataset(y, verbose=0)),
     ... ])
     >>> model.compile(loss="mse")
-    >>> check = verify_loss_at_init(model, (x, y))
+    >>> check = kbi.verify_loss_at_init(model, (x, y))
     >>> check.ok
     True
     >>> print(check)  # doctest: +SKIP

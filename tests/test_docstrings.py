@@ -1,0 +1,30 @@
+"""The Examples: in every public docstring run, and print what they say."""
+
+import doctest
+import importlib
+
+import keras
+import numpy as np
+import pytest
+
+MODULES_WITH_EXAMPLES = [
+    "keras_biasinit.data",
+    "keras_biasinit.stats.class_counts",
+    "keras_biasinit.stats.moments",
+    "keras_biasinit.initializers.class_prior_bias",
+    "keras_biasinit.initializers.mean_bias",
+    "keras_biasinit.initializers.median_bias",
+    "keras_biasinit.initializers.huber_bias",
+    "keras_biasinit.initializers.he_scaled",
+    "keras_biasinit.initializers.sparse",
+    "keras_biasinit.verify",
+]
+
+
+@pytest.mark.parametrize("name", MODULES_WITH_EXAMPLES)
+def test_docstring_examples(name):
+    module = importlib.import_module(name)
+    # Examples assume `import numpy as np` and `import keras`, as in Keras.
+    result = doctest.testmod(module, extraglobs={"np": np, "keras": keras},
+                             optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
