@@ -1,7 +1,5 @@
 """The reading room: any supported input -> NumPy (values, weights) batches."""
 
-import doctest
-import importlib
 
 import keras
 import numpy as np
@@ -483,11 +481,3 @@ def test_unsupported_items_and_values():
 def test_bad_weights(weights, match):
     with pytest.raises(ValueError, match=match):
         read((np.zeros(3), np.zeros(3), weights))
-
-
-def test_docstring_examples():
-    module = importlib.import_module("keras_biasinit.data")
-    # Examples assume `import numpy as np` and `import keras`, as in Keras.
-    result = doctest.testmod(module, extraglobs={"np": np, "keras": keras},
-                             optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0 and result.failed == 0
