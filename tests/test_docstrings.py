@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 MODULES_WITH_EXAMPLES = [
-    "keras_biasinit.data",
+    "keras_biasinit.data.reading",
     "keras_biasinit.stats.class_counts",
     "keras_biasinit.stats.moments",
     "keras_biasinit.initializers.class_prior_bias",
