@@ -7,12 +7,17 @@ cross-entropies a constant prediction leaves follow from the counts alone.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Optional
 
 import numpy as np
 
 from keras_biasinit.stats._checks import check_finite, check_weights
 from keras_biasinit.stats.moments import _column_sums
+from keras_biasinit.stats.state import Arrays
+from keras_biasinit.stats.state import scalar
+
+_KINDS = (None, "ids", "vectors")
 
 
 #: Without `num_classes`, ids up to this bound are counted (the largest id
@@ -20,8 +25,22 @@ from keras_biasinit.stats.moments import _column_sums
 MAX_INFERRED_CLASSES = 1 << 24
 
 
+@dataclasses.dataclass(frozen=True)
+class CountsResult:
+    """Weighted counts per class (or label sums per column), over `rows` rows
+    of total weight `weight`; `kind` is "ids" or "vectors"."""
+
+    counts: np.ndarray
+    rows: int
+    weight: float
+    kind: str
+
+
 class ClassCounts:
     """Weighted count of each class (or sum of each label column).
+
+    A state of the statistics protocol (`keras_biasinit.stats.state`): `update`
+    takes integer ids `(n,)` / `(n, 1)` or label vectors `(n, k)`.
 
     Args:
         num_classes: number of classes or label columns, if known. Defaults to
@@ -48,6 +67,13 @@ class ClassCounts:
         self.rows = 0
         self.weight = 0.0
         self.kind: Optional[str] = None  # "ids" or "vectors", once seen
+
+    def update(self, values: np.ndarray, weights: Optional[np.ndarray] = None):
+        """Adds a batch: integer ids of shape `(n,)` / `(n, 1)`, else vectors."""
+        values = np.asarray(values)
+        if values.ndim == 1 or (values.ndim == 2 and values.shape[1] == 1):
+            return self.update_ids(values, weights)
+        return self.update_vectors(values, weights)
 
     def update_ids(self, ids: np.ndarray, weights: Optional[np.ndarray] = None):
         """Adds a batch of integer class ids of shape `(n,)` or `(n, 1)`."""
@@ -127,6 +153,31 @@ class ClassCounts:
                            if other.kind == "vectors" else None)
         self._add(other.counts, other.rows, other.weight)
         return self
+
+    def result(self) -> CountsResult:
+        """The counts; a ValueError if no row of positive weight was seen."""
+        if self.weight <= 0:
+            raise ValueError(
+                "All sample weights are 0 (or the data is empty): there are no "
+                "classes to count."
+            )
+        return CountsResult(self.counts.copy(), self.rows, self.weight, self.kind)
+
+    def to_arrays(self) -> Arrays:
+        return {
+            "counts": self.counts,
+            "rows": scalar(self.rows),
+            "weight": scalar(self.weight),
+            "kind": scalar(_KINDS.index(self.kind)),
+        }
+
+    def from_arrays(self, arrays: Arrays) -> "ClassCounts":
+        state = ClassCounts(self.num_classes)
+        state.counts = np.asarray(arrays["counts"], np.float64).copy()
+        state.rows = int(arrays["rows"][0])
+        state.weight = float(arrays["weight"][0])
+        state.kind = _KINDS[int(arrays["kind"][0])]
+        return state
 
     def _set_kind(self, kind: str, width: Optional[int]) -> None:
         """Class ids and label vectors cannot mix; label widths cannot change."""

@@ -19,9 +19,9 @@ How it is computed (`memory_budget` bytes, default 256 MiB):
 - Small data (the in-memory solve, about 40 bytes per value and column plus
   about 250 bytes per row, fits the budget): one pass, then the exact solve above.
 - Otherwise, over a re-iterable input, typically three passes (see
-  `keras_biasinit.stats._passes`): (1) count, weight, min and max per column;
-  (2) two histograms per column (even in float keys and in value, as for the
-  median) with per-bin weight, weighted sum, min and max.
+  `keras_biasinit.stats._driver` and `_huber_search`): (1) count, weight, min
+  and max per column; (2) two histograms per column (even in float keys and
+  in value, as for the median) with per-bin weight, weighted sum, min and max.
   For a bracket `[L, U]` only the values in `[L - delta, U - delta]` and
   `[L + delta, U + delta]` change regime; every other value adds `+delta`,
   `-delta` or `b - y` to `psi` whatever `b` in the bracket, so it is needed
@@ -44,16 +44,21 @@ from typing import Iterable, Optional, Tuple
 
 import numpy as np
 
-from keras_biasinit.stats import _passes
-from keras_biasinit.stats._passes import BIN
-from keras_biasinit.stats._passes import COLLECT
-from keras_biasinit.stats._passes import DEFAULT_MEMORY_BUDGET
-from keras_biasinit.stats._passes import PROBE
+from keras_biasinit.stats import _huber_search as search
+from keras_biasinit.stats._budget import DEFAULT_MEMORY_BUDGET
+from keras_biasinit.stats._budget import analysis_block
+from keras_biasinit.stats._budget import bins_per_window
+from keras_biasinit.stats._budget import collect_capacity
+from keras_biasinit.stats._driver import solve
+from keras_biasinit.stats._huber_search import huber_loss
+from keras_biasinit.stats._keys import from_keys
+from keras_biasinit.stats._plan import BIN
+from keras_biasinit.stats._plan import COLLECT
+from keras_biasinit.stats._plan import PROBE
+from keras_biasinit.stats._plan import Plan
+from keras_biasinit.stats.state import Reducer
 
 Batch = Tuple[np.ndarray, Optional[np.ndarray]]
-
-_MAX_PASSES = 40
-_BIG = np.finfo(np.float64).max
 
 
 @dataclasses.dataclass
@@ -71,12 +76,6 @@ class HuberResult:
     weight: float
     passes: int = 1
     peak_bytes: int = 0
-
-
-def huber_loss(residual: np.ndarray, delta: float) -> np.ndarray:
-    """Elementwise Huber loss, as `keras.losses.Huber` computes it."""
-    r = np.abs(residual)
-    return np.where(r <= delta, 0.5 * r * r, delta * r - 0.5 * delta * delta)
 
 
 def huber_location_1d(y: np.ndarray, w: np.ndarray, delta: float) -> float:
@@ -126,79 +125,6 @@ def huber_location_1d(y: np.ndarray, w: np.ndarray, delta: float) -> float:
     return float(np.clip(middle - value / slope, a, b))
 
 
-def _solve_segments(values, weights, delta, low, high, *, w_below=0.0,
-                    w_above=0.0, w_between=0.0, s_between=0.0, a_between=0.0,
-                    at_min, at_max):
-    """The root of psi on [low, high] (midpoint of its zero interval), or
-    "low" / "high" if psi shows the bracket does not hold every root there.
-
-    `values` (sorted) and `weights` are the rows whose term of psi changes
-    regime somewhere in the bracket (all rows, in memory); the others enter
-    through `w_below` (rows below: +delta each), `w_above` (-delta each) and the
-    rows "between" (`b - y` each, for every b in the bracket): their weight
-    and `sum w (y - a_between)`. `at_min` / `at_max`: `low` / `high` is the
-    data's extreme, where psi has the right sign by construction.
-
-    psi is linear between consecutive breakpoints (`y +- delta`): on each such
-    segment it is `intercept + slope * b`, the slope being the weight of the
-    rows within delta, read off at the segment's midpoint from prefix sums. A
-    segment of slope 0 is flat: psi is exactly `delta * (weight below - weight
-    above)` there, so a zero stretch is found with no tolerance beyond the
-    rounding of summed weights, and a root is solved from its segment's line
-    (sums), not interpolated between breakpoints that may be far apart.
-    """
-    # Centre on a middle value: with a large offset (1e9 + noise) the sums of
-    # w * y would cancel catastrophically; y - centre is exact near the centre.
-    centre = values[values.shape[0] // 2] if values.size else (low + high) / 2
-    z = values - centre
-    lo, hi, anchor = low - centre, high - centre, a_between - centre
-    breaks = np.concatenate([[lo, hi], z - delta, z + delta])
-    points = np.unique(breaks[(breaks >= lo) & (breaks <= hi)])
-    cum_w = np.concatenate([[0.0], np.cumsum(weights)])
-    cum_wz = np.concatenate([[0.0], np.cumsum(weights * z)])
-    total = w_below + w_between + w_above + cum_w[-1]
-    tol = 8 * np.finfo(np.float64).eps * delta * total  # rounding of weight sums
-
-    def line(at):  # psi = intercept + slope * b on the segment(s) around `at`
-        i_lo = np.searchsorted(z, at - delta, side="left")  # z < b - delta
-        i_hi = np.searchsorted(z, at + delta, side="right")  # z <= b + delta
-        w_in = cum_w[i_hi] - cum_w[i_lo]
-        const = delta * ((w_below + cum_w[i_lo])
-                         - (w_above + cum_w[-1] - cum_w[i_hi]))
-        intercept = (const - (cum_wz[i_hi] - cum_wz[i_lo]) - w_between * anchor
-                     - s_between)
-        return intercept, w_in + w_between
-
-    if points.shape[0] == 1:  # a single point (a probe found a flat stretch)
-        intercept, slope = line(points)
-        psi = float(intercept[0] + slope[0] * points[0])
-        if abs(psi) <= tol:
-            return float(centre + points[0])
-        return "low" if psi > 0 else "high"
-    mids = (points[:-1] + points[1:]) / 2
-    intercept, slope = line(mids)
-    flat = np.flatnonzero((slope == 0) & (np.abs(intercept) <= tol))
-    if flat.size:  # psi == 0 on [points[first], points[last + 1]]
-        if flat[0] == 0 and not at_min:
-            return "low"
-        if flat[-1] == mids.size - 1 and not at_max:
-            return "high"
-        return float(centre + (points[flat[0]] + points[flat[-1] + 1]) / 2)
-    if not at_min and intercept[0] + slope[0] * points[0] >= 0:
-        return "low"
-    if not at_max and intercept[-1] + slope[-1] * points[-1] <= 0:
-        return "high"
-    psi_mid = intercept + slope * mids
-    k = min(int(np.searchsorted(psi_mid, 0.0, side="left")), mids.size - 1)
-    # The root is in segment k (left of its midpoint) or in segment k - 1.
-    root = -intercept[k] / slope[k] if slope[k] > 0 else -np.inf
-    if root < points[k]:
-        previous = (-intercept[k - 1] / slope[k - 1]
-                    if k > 0 and slope[k - 1] > 0 else np.inf)
-        root = min(max(previous, points[max(k - 1, 0)]), points[k])
-    return float(centre + min(root, points[k + 1]))
-
-
 def in_memory_bytes(rows: int, columns: int, weighted: bool) -> int:
     """Peak bytes of the in-memory solve, the buffered float64 data included."""
     data = 8 * rows * (columns + 1)
@@ -224,6 +150,7 @@ def huber_location(
     *,
     delta: float = 1.0,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    reducer: Optional[Reducer] = None,
 ) -> HuberResult:
     """Exact Huber location per column, in at most `memory_budget` bytes.
 
@@ -234,269 +161,112 @@ def huber_location(
             a few times, so they must be re-iterable.
         delta: the Huber loss's `delta`. Defaults to 1.0.
         memory_budget: bytes this computation may hold. Defaults to 256 MiB.
+        reducer: merges each pass's state over the shards of the data (see
+            `keras_biasinit.stats.state`). Defaults to None: one shard.
 
     Returns:
         A `HuberResult`.
     """
-    delta = check_delta(delta)
-    budget = _passes.check_budget(memory_budget)
-    meter = _passes.MemoryMeter(budget)
-    first = _passes.first_pass(
-        batches, name="Huber location", meter=meter, in_memory_bytes=in_memory_bytes
-    )
-    if isinstance(first, _passes.InMemory):
-        return _in_memory(first, delta, meter)
-    return _multi_pass(batches, first, delta, meter)
+    return solve(batches, _HuberSearch(check_delta(delta)),
+                 memory_budget=memory_budget, reducer=reducer)
 
 
-def _in_memory(data: "_passes.InMemory", delta: float, meter) -> HuberResult:
-    columns = data.ys[0].shape[1]
-    meter.hold(in_memory_bytes(data.rows, columns, data.weighted) - data.held_bytes)
-    y, w = data.arrays()
-    data.ys = data.ws = None
-    if w is None:
-        w = np.ones(y.shape[0])
-    total = float(w.sum())
-    if total <= 0:
-        raise ValueError("All sample weights are 0: there is nothing to fit.")
-    keep = w > 0
-    if keep.all():
-        location = np.array(
-            [huber_location_1d(y[:, j], w, delta) for j in range(y.shape[1])]
-        )
-    else:
-        location = np.array(
-            [huber_location_1d(y[keep, j], w[keep], delta) for j in range(y.shape[1])]
-        )
-    loss = w @ huber_loss(y - location, delta) / y.shape[0]
-    return HuberResult(location, loss, int(y.shape[0]), total, 1, meter.peak)
+class _HuberSearch:
+    """The Huber location as a `keras_biasinit.stats._driver.Search`."""
 
+    name = "Huber location"
+    in_memory_bytes = staticmethod(in_memory_bytes)
 
-def _windows(low: float, high: float, delta: float):
-    """Key windows [low - delta, high - delta] and [low + delta, high + delta]
-    (one merged window where they overlap)."""
-    edges = np.clip([low - delta, high - delta, low + delta, high + delta], -_BIG, _BIG)
-    k = [int(x) for x in _passes.to_keys(edges)]
-    if k[1] >= k[2]:
-        return [(k[0], k[3])]
-    return [(k[0], k[1]), (k[2], k[3])]
+    def __init__(self, delta: float) -> None:
+        self.delta = delta
 
+    def solve_in_memory(self, data, meter) -> HuberResult:
+        meter.hold(in_memory_bytes(data.rows, data.y.shape[1], data.weighted)
+                   - data.held_bytes)
+        y = data.y
+        w = np.ones(y.shape[0]) if data.w is None else data.w
+        total = float(w.sum())
+        if total <= 0:
+            raise ValueError("All sample weights are 0: there is nothing to fit.")
+        keep = w > 0
+        if not keep.all():
+            y, w = y[keep], w[keep]
+        location = np.array([huber_location_1d(y[:, j], w, self.delta)
+                             for j in range(y.shape[1])])
+        loss = w @ huber_loss(y - location, self.delta) / data.rows
+        return HuberResult(location, loss, int(data.rows), total, 1, meter.peak)
 
-def _multi_pass(batches, first: "_passes.Summary", delta: float, meter) -> HuberResult:
-    d = first.kmin.shape[0]
-    plan = _passes.Plan(d, _passes.bins_per_window(meter.budget, d))
-    data_min, data_max = _passes.from_keys(first.kmin), _passes.from_keys(first.kmax)
-    low, high = data_min.copy(), data_max.copy()  # brackets: every root in [low, high]
-    location = data_min.copy()
-    loss_sum = np.zeros(d)
-    done = first.kmin == first.kmax  # constant columns: location = the value
-    for j in np.flatnonzero(~done):
-        plan.set(j, BIN, [(int(first.kmin[j]), int(first.kmax[j]))])
-    passes = 1
-    while not done.all():
-        passes += 1
-        if passes > _MAX_PASSES:
-            raise RuntimeError(
-                "Internal error: the Huber location did not converge in "
-                f"{_MAX_PASSES} passes. Please report it."
-            )
-        result = _passes.run_pass(batches, plan, meter=meter, first=first,
-                                  name="Huber location")
-        meter.hold(_passes.analysis_bytes(meter.budget, plan))
+    def start(self, first, meter) -> Optional[Plan]:
+        d = first.kmin.shape[0]
+        self.kmin, self.kmax = first.kmin, first.kmax
+        self.data_min, self.data_max = from_keys(first.kmin), from_keys(first.kmax)
+        # brackets: every root in [low, high]
+        self.low, self.high = self.data_min.copy(), self.data_max.copy()
+        self.location = self.data_min.copy()
+        self.loss_sum = np.zeros(d)
+        self.done = first.kmin == first.kmax  # constant columns: the value
+        self.block = analysis_block(meter.budget)
+        plan = Plan(d, bins_per_window(meter.budget, d))
+        for j in np.flatnonzero(~self.done):
+            plan.set(j, BIN, [(int(first.kmin[j]), int(first.kmax[j]))])
+        return None if self.done.all() else plan
+
+    def step(self, result, plan, meter) -> Optional[Plan]:
         wanted = []  # (cost, column, windows, spans, probe next?)
-        for j in np.flatnonzero(~done):
-            mode = plan.mode[j]
-            if mode == COLLECT:
-                solved = _solve(result, j, delta, low[j], high[j],
-                                data_min[j], data_max[j])
-                if isinstance(solved, str):  # rounding disagreed: widen that side
-                    if solved == "low":
-                        low[j] = data_min[j]
-                    else:
-                        high[j] = data_max[j]
-                else:
-                    location[j], loss_sum[j] = solved
-                    done[j] = True
-                    continue
-                cost, spans, stuck = np.inf, None, False
-            elif mode == PROBE:
-                low[j], high[j] = _probed(result, j, delta, low[j], high[j])
-                cost, spans, stuck = np.inf, None, False
-                if low[j] == high[j]:  # two one-key windows: <= 2 distinct values
-                    cost = 2.0
+        for j in np.flatnonzero(~self.done):
+            if plan.mode[j] == COLLECT:
+                cost, spans, stuck = self._collected(result, j)
+            elif plan.mode[j] == PROBE:
+                cost, spans, stuck = self._probed(result, j)
             else:
-                width = high[j] - low[j]
-                low[j], high[j], cost, spans = _bracket(
-                    result, j, delta, low[j], high[j],
-                    _passes.analysis_block(meter.budget))
-                stuck = high[j] - low[j] > 0.5 * width
-            windows = _windows(low[j], high[j], delta)
+                cost, spans, stuck = self._binned(result, j)
+            if self.done[j]:
+                continue
+            wins = search.windows(self.low[j], self.high[j], self.delta)
             if spans is None:  # bin where data can be: within [min, max]
-                spans = [(max(lo, int(first.kmin[j])), min(hi, int(first.kmax[j])))
-                         for lo, hi in windows]
-            wanted.append((cost, j, windows, spans, stuck))
-        plan = _passes.Plan(d, plan.bins)
-        room = _passes.collect_capacity(meter.budget)
-        for cost, j, windows, spans, stuck in sorted(wanted, key=lambda t: t[0]):
+                spans = [(max(lo, int(self.kmin[j])), min(hi, int(self.kmax[j])))
+                         for lo, hi in wins]
+            wanted.append((cost, j, wins, spans, stuck))
+        return None if self.done.all() else self._plan(wanted, plan, meter)
+
+    def _collected(self, result, j: int):
+        solved = search.solve(result, j, self.delta, self.low[j], self.high[j],
+                              self.data_min[j], self.data_max[j])
+        if solved == "low":  # rounding disagreed: widen that side
+            self.low[j] = self.data_min[j]
+        elif solved == "high":
+            self.high[j] = self.data_max[j]
+        else:
+            self.location[j], self.loss_sum[j] = solved
+            self.done[j] = True
+        return np.inf, None, False
+
+    def _probed(self, result, j: int):
+        self.low[j], self.high[j] = search.probed(result, j, self.delta,
+                                                  self.low[j], self.high[j])
+        # two one-key windows hold at most 2 distinct values
+        return (2.0 if self.low[j] == self.high[j] else np.inf), None, False
+
+    def _binned(self, result, j: int):
+        width = self.high[j] - self.low[j]
+        self.low[j], self.high[j], cost, spans = search.bracket(
+            result, j, self.delta, self.low[j], self.high[j], self.block)
+        return cost, spans, self.high[j] - self.low[j] > 0.5 * width
+
+    def _plan(self, wanted, plan, meter) -> Plan:
+        new = Plan(plan.columns, plan.bins)
+        room = collect_capacity(meter.budget)
+        for cost, j, wins, spans, stuck in sorted(wanted, key=lambda t: t[0]):
             if cost <= room:
                 room -= cost
-                plan.set(j, COLLECT, windows, spans)
+                new.set(j, COLLECT, wins, spans)
             elif stuck:  # the histogram could not narrow it: evaluate psi exactly
-                plan.set_probes(j, _probe_points(low[j], high[j]), delta)
+                new.set_probes(j, search.probe_points(self.low[j], self.high[j]),
+                               self.delta)
             else:
-                plan.set(j, BIN, windows, spans)
-        del result
-        meter.release(meter.current)
-    return HuberResult(location, loss_sum / first.rows, first.rows, first.weight,
-                       passes, meter.peak)
+                new.set(j, BIN, wins, spans)
+        return new
 
-
-def _probe_points(low: float, high: float) -> np.ndarray:
-    """`PROBES` points in (low, high): half evenly spaced in value, half in
-    float keys (geometric for a bracket spanning orders of magnitude, where
-    even value spacing would narrow it only ~PROBES-fold a pass)."""
-    half = _passes.PROBES // 2
-    in_value = low + (high - low) / (half + 1) * np.arange(1, half + 1)
-    keys = _passes.to_keys(np.array([low, high])).astype(np.float64)
-    in_keys = np.linspace(keys[0], keys[1], _passes.PROBES - half + 2)[1:-1]
-    in_keys = _passes.from_keys(in_keys.astype(np.uint64))
-    return np.clip(np.sort(np.concatenate([in_value, in_keys])), low, high)
-
-
-def _constant_part(result, j: int, delta: float, b):
-    """psi's part from the rows outside the windows (exact for b in the bracket)."""
-    w_below, w_between, w_above = result.region_weight[:, j]
-    return (delta * (w_below - w_above) + w_between * (b - result.anchors[1, j])
-            - result.region_sum[1, j])
-
-
-def _probed(result, j: int, delta: float, low: float, high: float):
-    """From a probe pass: the bracket narrowed by psi's exact signs.
-
-    A probe `p` with psi(p) = 0 and no value within delta of it lies in a flat
-    stretch of psi: no data in (lo, hi), the largest value at or below
-    `p - delta` and the smallest at or above `p + delta`, so psi is 0 exactly on
-    [lo + delta, hi - delta] and the location is its midpoint, (lo + hi) / 2.
-    """
-    psi, near, lo, hi = result.psi[:, j]
-    points = result.psi_points[j]
-    scale = delta * result.summary.weight
-    flat = np.flatnonzero((np.abs(psi) <= 1e-12 * scale) & (near == 0))
-    if flat.size and np.isfinite(lo[flat[0]]) and np.isfinite(hi[flat[0]]):
-        b = float((lo[flat[0]] + hi[flat[0]]) / 2)
-        return b, b
-    below, above = points[psi < -1e-10 * scale], points[psi > 1e-10 * scale]
-    if below.size:
-        low = max(low, float(below.max()))
-    if above.size:
-        high = min(high, float(above.min()))
-    return low, high
-
-
-def _bracket(result, j: int, delta: float, low: float, high: float, block: int):
-    """From a histogram pass: a narrower bracket, the cost of collecting its
-    windows, and the spans to bin them over if they are binned again."""
-    new_low, new_high = low, high
-    for kind in (0, 1):
-        a, b = _bracket_of(result, j, kind, delta, low, high, block)
-        new_low, new_high = max(new_low, a), min(new_high, b)
-    windows = _windows(new_low, new_high, delta)
-    costs, spans = [], []
-    for kind in (0, 1):
-        count, _, _, vmin, vmax, _, _ = result.column_bins(j, kind)
-        cost = 0.0
-        for lo_key, hi_key in windows:
-            lo_v, hi_v = _passes.from_keys(np.array([lo_key, hi_key], np.uint64))
-            overlap = (vmax >= lo_v) & (vmin <= hi_v)
-            # a bin with min == max holds one distinct value
-            cost += float(np.where(vmin == vmax, 1, count)[overlap].sum())
-            if kind == 0:  # the data seen in the window, to bin it again
-                if overlap.any():
-                    seen = _passes.to_keys(
-                        np.array([vmin[overlap][0], vmax[overlap][-1]]))
-                    spans.append((max(lo_key, int(seen[0])),
-                                  min(hi_key, int(seen[1]))))
-                else:
-                    spans.append((lo_key, hi_key))
-        costs.append(cost)
-    return new_low, new_high, min(costs), spans
-
-
-def _bracket_of(result, j: int, kind: int, delta: float, low: float, high: float,
-                block: int = 4096):
-    """Bounds on psi at bin edges +- delta from one histogram -> a bracket."""
-    count, weight, wsum, vmin, vmax, anchor, window = result.column_bins(j, kind)
-    if not weight.size:
-        return low, high
-    total = result.region_weight[:, j].sum() + weight.sum()
-    margin = 1e-9 * total * (3 * delta + (high - low))
-    n0 = int(np.count_nonzero(window == 0))
-    cum_w = np.concatenate([[0.0], np.cumsum(weight)])
-    cum_s = np.concatenate([[0.0], np.cumsum(wsum)])
-    candidates = np.concatenate([vmin - delta, vmin + delta, vmax - delta,
-                                 vmax + delta])
-    candidates = np.unique(candidates[(candidates > low) & (candidates < high)])
-    new_low, new_high = low, high
-    for start in range(0, candidates.size, block):  # bounded temporaries
-        points = candidates[start : start + block]
-        # Bins wholly at or below b - delta add +delta W; at or above b + delta,
-        # -delta W; in between, W (b - anchor) - sum, exactly, except the (at
-        # most two) bins straddling b - delta or b + delta, which are bounded.
-        i_a = np.searchsorted(vmax, points - delta, side="right")
-        i_c = np.searchsorted(vmin, points + delta, side="left")
-        part = delta * (cum_w[i_a] - (cum_w[-1] - cum_w[i_c]))
-        for first_bin, stop in ((0, n0), (n0, weight.size)):
-            if first_bin == stop:
-                continue
-            ra, rc = np.clip(i_a, first_bin, stop), np.clip(i_c, first_bin, stop)
-            part += ((cum_w[rc] - cum_w[ra]) * (points - anchor[first_bin])
-                     - (cum_s[rc] - cum_s[ra]))
-        lower, upper = part, part.copy()
-        has = i_a < i_c
-        first = np.minimum(i_a, weight.size - 1)
-        last = np.maximum(i_c - 1, 0)
-        s1 = has & (vmin[first] < points - delta)
-        s2 = has & (vmax[last] > points + delta) & ~(s1 & (last == first))
-        for flag, idx in ((s1, first), (s2, last)):
-            lin = weight[idx] * (points - anchor[idx]) - wsum[idx]
-            lo_b = weight[idx] * np.clip(points - vmax[idx], -delta, delta)
-            hi_b = weight[idx] * np.clip(points - vmin[idx], -delta, delta)
-            lower += np.where(flag, lo_b - lin, 0.0)
-            upper += np.where(flag, hi_b - lin, 0.0)
-        const = _constant_part(result, j, delta, points)
-        lower += const
-        upper += const
-        below = points[upper < -margin]
-        above = points[lower > margin]
-        if below.size:
-            new_low = max(new_low, float(below.max()))
-        if above.size:
-            new_high = min(new_high, float(above.min()))
-    return new_low, new_high
-
-
-def _solve(result, j: int, delta: float, low: float, high: float,
-           data_min: float, data_max: float):
-    """From a collect pass: (location, sum w h(y - location)); or "low"/"high"
-    if the bracket turned out not to hold the root on that side."""
-    values, weights = result.column_values(j)
-    w_below, w_between, w_above = result.region_weight[:, j]
-    a_below, a_between, a_above = result.anchors[:, j]
-    s_below, s_between, s_above = result.region_sum[:, j]
-    b = _solve_segments(
-        values, weights, delta, low, high, w_below=w_below, w_above=w_above,
-        w_between=w_between, s_between=s_between, a_between=a_between,
-        at_min=low <= data_min, at_max=high >= data_max,
-    )
-    if isinstance(b, str):
-        return b
-    # The loss: rows below the windows are at |r| > delta (linear part), as are
-    # rows above; rows between are in the quadratic part; windows explicitly.
-    loss = (
-        delta * (w_below * (b - a_below) - s_below) - 0.5 * delta * delta * w_below
-        + delta * (w_above * (a_above - b) + s_above) - 0.5 * delta * delta * w_above
-        + 0.5 * (result.region_sum2[1, j] - 2 * (b - a_between) * s_between
-                 + (b - a_between) ** 2 * w_between)
-        + weights @ huber_loss(values - b, delta)
-    )
-    return b, float(loss)
+    def finish(self, first, passes: int, peak_bytes: int) -> HuberResult:
+        return HuberResult(self.location, self.loss_sum / first.rows, first.rows,
+                           first.weight, passes, peak_bytes)

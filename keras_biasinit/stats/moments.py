@@ -10,6 +10,7 @@ split into batches, and no batch is held after it is seen.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Optional
 
 import numpy as np
@@ -18,6 +19,8 @@ from keras_biasinit.stats._checks import as_columns
 from keras_biasinit.stats._checks import check_finite
 from keras_biasinit.stats._checks import check_finite_sum
 from keras_biasinit.stats._checks import check_weights
+from keras_biasinit.stats.state import Arrays
+from keras_biasinit.stats.state import scalar
 
 
 def _column_sums(y: np.ndarray) -> np.ndarray:
@@ -35,8 +38,36 @@ def _column_sums(y: np.ndarray) -> np.ndarray:
     return np.ones(y.shape[0]) @ y
 
 
+@dataclasses.dataclass(frozen=True)
+class MomentsResult:
+    """Per column: weighted mean, variance and `m2 = sum w (y - mean)^2`."""
+
+    mean: np.ndarray
+    variance: np.ndarray
+    m2: np.ndarray
+    rows: int
+    weight: float
+
+
+@dataclasses.dataclass(frozen=True)
+class SecondMomentResult:
+    """`mean_square`, the weighted mean of `x**2` over all entries."""
+
+    mean_square: float
+    rows: int
+    weight: float
+    features: int
+
+
+def _vector(arrays: Arrays, name: str) -> Optional[np.ndarray]:
+    value = np.asarray(arrays[name], np.float64)
+    return value.copy() if value.size else None
+
+
 class Moments:
     """Count, total weight, mean and central second moment of each column.
+
+    A state of the statistics protocol (`keras_biasinit.stats.state`).
 
     Example:
 
@@ -108,6 +139,27 @@ class Moments:
         self.weight = total
         return self
 
+    def result(self) -> MomentsResult:
+        self.check_nonempty()
+        return MomentsResult(self.mean.copy(), self.variance, self.m2.copy(),
+                             self.rows, self.weight)
+
+    def to_arrays(self) -> Arrays:
+        empty = np.zeros(0)
+        return {
+            "rows": scalar(self.rows),
+            "weight": scalar(self.weight),
+            "mean": empty if self.mean is None else self.mean,
+            "m2": empty if self.m2 is None else self.m2,
+        }
+
+    def from_arrays(self, arrays: Arrays) -> "Moments":
+        state = Moments()
+        state.rows = int(arrays["rows"][0])
+        state.weight = float(arrays["weight"][0])
+        state.mean, state.m2 = _vector(arrays, "mean"), _vector(arrays, "m2")
+        return state
+
     @property
     def variance(self) -> np.ndarray:
         """Weighted population variance per column, `m2 / weight`."""
@@ -139,6 +191,8 @@ class SecondMoment:
     (`Moments`, which also centres, costs 5-10x more on few columns). The sum
     is float64; NaN/inf make it non-finite and are reported as `Moments`
     reports them.
+
+    A state of the statistics protocol (`keras_biasinit.stats.state`).
 
     Example:
 
@@ -190,6 +244,27 @@ class SecondMoment:
         self.weight += other.weight
         self.total += other.total
         return self
+
+    def result(self) -> SecondMomentResult:
+        return SecondMomentResult(self.mean_square, self.rows, self.weight,
+                                  self.features)
+
+    def to_arrays(self) -> Arrays:
+        return {
+            "rows": scalar(self.rows),
+            "weight": scalar(self.weight),
+            "features": scalar(-1 if self.features is None else self.features),
+            "total": scalar(self.total),
+        }
+
+    def from_arrays(self, arrays: Arrays) -> "SecondMoment":
+        state = SecondMoment()
+        state.rows = int(arrays["rows"][0])
+        state.weight = float(arrays["weight"][0])
+        features = int(arrays["features"][0])
+        state.features = None if features < 0 else features
+        state.total = float(arrays["total"][0])
+        return state
 
     @property
     def mean_square(self) -> float:

@@ -16,9 +16,9 @@ import pytest
 
 from keras_biasinit.stats import huber_location
 from keras_biasinit.stats import weighted_median
-from keras_biasinit.stats._passes import from_keys
-from keras_biasinit.stats._passes import is_reiterable
-from keras_biasinit.stats._passes import to_keys
+from keras_biasinit.stats._keys import from_keys
+from keras_biasinit.stats._driver import is_reiterable
+from keras_biasinit.stats._keys import to_keys
 from keras_biasinit.stats.huber import in_memory_bytes as huber_bytes
 from keras_biasinit.stats.median import in_memory_bytes as median_bytes
 from tests.stats._batches import one_shot, split

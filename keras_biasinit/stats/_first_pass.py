@@ -1,0 +1,344 @@
+"""Pass 1 of the exact order statistics: buffer the rows, or summarise them.
+
+While the in-memory solve of the rows seen so far fits `memory_budget`, the
+batches are buffered; past that (or when told, because the union of all shards
+would not fit) they are summarised: rows, total weight, min and max per column
+and two checksums that later passes compare with, so that data that change
+between passes are an error, not a wrong number.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Iterator, List, Optional, Tuple
+
+import numpy as np
+
+from keras_biasinit.stats._budget import CHUNK_BYTES_PER_ELEMENT
+from keras_biasinit.stats._budget import MemoryMeter
+from keras_biasinit.stats._budget import chunk_rows
+from keras_biasinit.stats._budget import minimum_budget
+from keras_biasinit.stats._checks import as_columns
+from keras_biasinit.stats._checks import check_weights
+from keras_biasinit.stats._keys import to_keys
+from keras_biasinit.stats.state import Arrays
+from keras_biasinit.stats.state import scalar
+
+Batch = Tuple[np.ndarray, Optional[np.ndarray]]
+#: `in_memory_bytes(rows, columns, weighted)`: what the in-memory solve needs.
+SizeRule = Callable[[int, int, bool], int]
+
+
+def chunks(values, weights, rows_per_chunk: int) -> Iterator[Batch]:
+    """A batch in chunks of at most `rows_per_chunk` rows."""
+    n = values.shape[0] if np.ndim(values) else 1
+    if n <= rows_per_chunk:
+        yield values, weights
+        return
+    for start in range(0, n, rows_per_chunk):
+        stop = start + rows_per_chunk
+        yield values[start:stop], None if weights is None else weights[start:stop]
+
+
+def width(values) -> int:
+    """Columns of a batch: every entry after the batch axis."""
+    shape = np.shape(values)
+    return int(np.prod(shape[1:])) if len(shape) > 1 else 1
+
+
+def check_width(columns: Optional[int], values) -> int:
+    found = width(values)
+    if columns is not None and found != columns:
+        raise ValueError(
+            f"Batches have different widths: {columns} columns, then {found}. "
+            "Every batch must have the same target shape."
+        )
+    return found
+
+
+def _rows(values) -> int:
+    shape = np.shape(values)
+    return int(shape[0]) if shape else 1
+
+
+@dataclasses.dataclass
+class Summary:
+    """Per column, over rows of positive weight: what pass 1 learned."""
+
+    rows: int = 0
+    weighted: bool = False
+    weight: float = 0.0
+    kmin: Optional[np.ndarray] = None  # uint64 keys
+    kmax: Optional[np.ndarray] = None
+    checksum: Optional[np.ndarray] = None  # sum w * y
+    scale: Optional[np.ndarray] = None  # sum w * |y|
+
+    def update(self, y: np.ndarray, w: Optional[np.ndarray]) -> "Summary":
+        """Adds rows `y` (float64, (n, d), finite) with weights `w` or None."""
+        part = Summary(rows=y.shape[0], weighted=w is not None)
+        if w is not None:
+            positive = w > 0
+            if not positive.all():
+                y, w = y[positive], w[positive]
+        if y.shape[0]:
+            part.kmin, part.kmax = to_keys(y.min(axis=0)), to_keys(y.max(axis=0))
+            if w is None:
+                part.weight = float(y.shape[0])
+                part.checksum, part.scale = y.sum(axis=0), np.abs(y).sum(axis=0)
+            else:
+                part.weight = float(w.sum())
+                part.checksum, part.scale = w @ y, w @ np.abs(y)
+        return self.merge(part)
+
+    def merge(self, other: "Summary") -> "Summary":
+        self.rows += other.rows
+        self.weighted |= other.weighted
+        self.weight += other.weight
+        if other.kmin is None:
+            return self
+        if self.kmin is None:
+            self.kmin, self.kmax = other.kmin, other.kmax
+            self.checksum, self.scale = other.checksum, other.scale
+            return self
+        self.kmin = np.minimum(self.kmin, other.kmin)
+        self.kmax = np.maximum(self.kmax, other.kmax)
+        self.checksum = self.checksum + other.checksum
+        self.scale = self.scale + other.scale
+        return self
+
+    def to_arrays(self, prefix: str = "") -> Arrays:
+        empty = np.zeros(0)
+        pick = {name: getattr(self, name) for name in
+                ("kmin", "kmax", "checksum", "scale")}
+        arrays = {k: empty if v is None else v for k, v in pick.items()}
+        arrays.update(rows=scalar(self.rows), weighted=scalar(int(self.weighted)),
+                      weight=scalar(self.weight))
+        return {prefix + k: v for k, v in arrays.items()}
+
+    @classmethod
+    def from_arrays(cls, arrays: Arrays, prefix: str = "") -> "Summary":
+        def vector(name, dtype):
+            value = np.asarray(arrays[prefix + name]).astype(dtype)
+            return value if value.size else None
+
+        return cls(
+            rows=int(arrays[prefix + "rows"][0]),
+            weighted=bool(arrays[prefix + "weighted"][0]),
+            weight=float(arrays[prefix + "weight"][0]),
+            kmin=vector("kmin", np.uint64), kmax=vector("kmax", np.uint64),
+            checksum=vector("checksum", np.float64),
+            scale=vector("scale", np.float64),
+        )
+
+    def check_same_data(self, other: "Summary", name: str) -> None:
+        """Raises if a later pass read different data than pass 1."""
+        same = (
+            other.rows == self.rows
+            and abs(other.weight - self.weight) <= 1e-9 * self.weight
+            and np.array_equal(other.kmin, self.kmin)
+            and np.array_equal(other.kmax, self.kmax)
+            and np.all(
+                np.abs(other.checksum - self.checksum) <= 1e-9 * self.scale + 1e-300
+            )
+        )
+        if not same:
+            raise ValueError(
+                f"The data changed between passes: the exact {name} of data larger "
+                "than `memory_budget` needs a few passes over it, and a later pass "
+                "read different values (or a different number of rows) than the "
+                "first. Make the target deterministic (no random augmentation of "
+                "it in the pipeline; a shuffled order is fine), or raise "
+                "`memory_budget` so the data fits in one pass."
+            )
+
+
+@dataclasses.dataclass
+class InMemory:
+    """Pass 1 kept every row: `y` float64 `(n, d)` and `w` (None: unweighted)."""
+
+    y: np.ndarray
+    w: Optional[np.ndarray]
+    rows: int
+    held_bytes: int
+
+    @property
+    def weighted(self) -> bool:
+        return self.w is not None
+
+
+@dataclasses.dataclass
+class Size:
+    """Rows and columns of every shard's pass 1: decides whether the union fits
+    in memory before any shard sends its rows. A state of the protocol."""
+
+    rows: int = 0
+    columns: int = 0
+    weighted: bool = False
+
+    def merge(self, other: "Size") -> "Size":
+        if self.columns and other.columns and self.columns != other.columns:
+            raise ValueError(
+                f"Batches have different widths: {self.columns} columns, then "
+                f"{other.columns}. Every batch must have the same target shape."
+            )
+        self.rows += other.rows
+        self.columns = self.columns or other.columns
+        self.weighted |= other.weighted
+        return self
+
+    def to_arrays(self) -> Arrays:
+        return {"size": np.array([self.rows, self.columns, int(self.weighted)])}
+
+    def from_arrays(self, arrays: Arrays) -> "Size":
+        rows, columns, weighted = (int(v) for v in arrays["size"])
+        return Size(rows, columns, bool(weighted))
+
+
+class FirstPass:
+    """The state of pass 1 (see the module docstring).
+
+    Args:
+        name: the statistic's name, for error messages.
+        meter: the `MemoryMeter` of the computation.
+        in_memory_bytes: what the in-memory solve of `rows` rows needs.
+        reiterable: whether the data can be read again (if not, data over the
+            budget are a ValueError: the multi-pass solve cannot run).
+    """
+
+    def __init__(self, *, name: str, meter: MemoryMeter,
+                 in_memory_bytes: SizeRule, reiterable: bool = True) -> None:
+        self.name = name
+        self.meter = meter
+        self.in_memory_bytes = in_memory_bytes
+        self.reiterable = reiterable
+        self.summary = Summary()
+        self.columns: Optional[int] = None
+        self.ys: Optional[List[np.ndarray]] = []  # None once summarising
+        self.ws: List[Optional[np.ndarray]] = []
+        self.held = 0
+
+    @property
+    def buffering(self) -> bool:
+        return self.ys is not None
+
+    def fits(self, rows: int, weighted: bool) -> bool:
+        columns = self.columns or 1
+        return self.in_memory_bytes(rows, columns, weighted) <= self.meter.budget
+
+    def size(self) -> Size:
+        return Size(self.summary.rows, self.columns or 0, self.summary.weighted)
+
+    def update(self, values, weights=None) -> "FirstPass":
+        self.columns = check_width(self.columns, values)
+        self.summary.weighted |= weights is not None
+        if self.buffering and not self.fits(self.summary.rows + _rows(values),
+                                            self.summary.weighted):
+            self.stop_buffering()
+        if not self.buffering:
+            step = chunk_rows(self.meter.budget, self.columns)
+            for chunk, chunk_w in chunks(values, weights, step):
+                y = as_columns(chunk)
+                self.summary.update(y, check_weights(chunk_w, y.shape[0]))
+            return self
+        y = as_columns(values)
+        w = check_weights(weights, y.shape[0])
+        self.ys.append(y)
+        self.ws.append(w)
+        self.summary.rows += y.shape[0]
+        self._hold(y.nbytes + (0 if w is None else w.nbytes))
+        return self
+
+    def stop_buffering(self) -> None:
+        """Summarises the buffered rows and every later batch (multi-pass)."""
+        if not self.buffering:
+            return
+        columns = self.columns or 1
+        if not self.reiterable:
+            raise ValueError(
+                f"The data do not fit in `memory_budget={self.meter.budget}` bytes "
+                f"for an exact {self.name}, which then needs a few passes, but they "
+                "come from a one-shot iterator (e.g. a generator) that cannot "
+                "be read again. Pass a re-iterable dataset (a tf.data.Dataset, "
+                "an array, a list of batches), or raise `memory_budget`."
+            )
+        if self.meter.budget < minimum_budget(columns):
+            raise ValueError(
+                f"`memory_budget` is too small for {columns} target column(s): "
+                f"the multi-pass {self.name} needs at least "
+                f"{minimum_budget(columns)} bytes. "
+                f"Received: memory_budget={self.meter.budget}"
+            )
+        step = chunk_rows(self.meter.budget, columns)
+        self.meter.hold(step * columns * CHUNK_BYTES_PER_ELEMENT)
+        summary = Summary(weighted=self.summary.weighted)
+        for yb, wb in zip(self.ys, self.ws):
+            for y, w in chunks(yb, wb, step):
+                summary.update(y, w)
+        self.summary, self.ys, self.ws = summary, None, []
+        self.meter.release(self.held)
+        self.held = 0
+
+    def merge(self, other: "FirstPass") -> "FirstPass":
+        if other.columns is None:
+            return self
+        self.columns = check_width(self.columns, np.zeros((0, other.columns)))
+        weighted = self.summary.weighted or other.summary.weighted
+        rows = self.summary.rows + other.summary.rows
+        if self.buffering and other.buffering and self.fits(rows, weighted):
+            self.ys += other.ys
+            self.ws += other.ws
+            self.summary.rows, self.summary.weighted = rows, weighted
+            self._hold(other.held)
+            return self
+        other.stop_buffering()
+        self.stop_buffering()
+        self.summary.merge(other.summary)
+        return self
+
+    def to_arrays(self) -> Arrays:
+        arrays = self.summary.to_arrays()
+        arrays["columns"] = scalar(self.columns or 0)
+        arrays["buffering"] = scalar(int(self.buffering))
+        y, w = self._buffer() if self.buffering else (np.zeros((0, 1)), None)
+        arrays["y"] = y
+        arrays["w"] = np.zeros(0) if w is None else w
+        return arrays
+
+    def from_arrays(self, arrays: Arrays) -> "FirstPass":
+        state = FirstPass(name=self.name, meter=self.meter,
+                          in_memory_bytes=self.in_memory_bytes,
+                          reiterable=self.reiterable)
+        state.columns = int(arrays["columns"][0]) or None
+        state.summary = Summary.from_arrays(arrays)
+        if not arrays["buffering"][0]:
+            state.ys = None
+        elif state.summary.rows:
+            y = np.asarray(arrays["y"], np.float64).reshape(-1, state.columns)
+            w = np.asarray(arrays["w"], np.float64) if state.summary.weighted else None
+            state.ys, state.ws = [y], [w]
+            state._hold(y.nbytes + (0 if w is None else w.nbytes))
+        return state
+
+    def result(self):
+        """`InMemory` if every row was kept, else the `Summary`."""
+        if self.summary.rows == 0:
+            raise ValueError(
+                f"The data is empty: there is no row to take the {self.name} of."
+            )
+        if self.buffering:
+            y, w = self._buffer()
+            return InMemory(y, w, self.summary.rows, self.held)
+        if self.summary.weight <= 0:
+            raise ValueError("All sample weights are 0: there is nothing to fit.")
+        return self.summary
+
+    def _buffer(self) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+        y = self.ys[0] if len(self.ys) == 1 else np.concatenate(self.ys)
+        if not self.summary.weighted:
+            return y, None
+        ws = [np.ones(a.shape[0]) if b is None else b for a, b in zip(self.ys, self.ws)]
+        return y, ws[0] if len(ws) == 1 else np.concatenate(ws)
+
+    def _hold(self, nbytes: int) -> None:
+        self.held += nbytes
+        self.meter.hold(nbytes)

@@ -1,0 +1,262 @@
+"""The exact Huber location over several passes: brackets, windows, probes.
+
+For a bracket `[L, U]` of the location only the values in `[L - delta, U -
+delta]` and `[L + delta, U + delta]` change regime; every other value adds
+`+delta`, `-delta` or `b - y` to `psi(b) = sum_i w_i clip(b - y_i, -delta,
+delta)` whatever `b` in the bracket, so it is needed only through sums. A
+histogram pass bounds psi at the bin edges (+- delta), hence a bracket a bin or
+two wide; a collect pass gathers the values of its two windows and solves psi
+exactly on the bracket (`solve_segments`). A bracket the bins cannot narrow is
+narrowed by evaluating psi exactly at `PROBES` points (`probe_points`,
+`probed`). `keras_biasinit.stats.huber` drives these steps.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from keras_biasinit.stats._keys import from_keys
+from keras_biasinit.stats._keys import to_keys
+from keras_biasinit.stats._plan import PROBES
+
+_BIG = np.finfo(np.float64).max
+
+
+def huber_loss(residual: np.ndarray, delta: float) -> np.ndarray:
+    """Elementwise Huber loss, as `keras.losses.Huber` computes it."""
+    r = np.abs(residual)
+    return np.where(r <= delta, 0.5 * r * r, delta * r - 0.5 * delta * delta)
+
+
+def windows(low: float, high: float, delta: float):
+    """Key windows [low - delta, high - delta] and [low + delta, high + delta]
+    (one merged window where they overlap)."""
+    edges = np.clip([low - delta, high - delta, low + delta, high + delta], -_BIG, _BIG)
+    k = [int(x) for x in to_keys(edges)]
+    if k[1] >= k[2]:
+        return [(k[0], k[3])]
+    return [(k[0], k[1]), (k[2], k[3])]
+
+
+def probe_points(low: float, high: float) -> np.ndarray:
+    """`PROBES` points in (low, high): half evenly spaced in value, half in
+    float keys (geometric for a bracket spanning orders of magnitude, where
+    even value spacing would narrow it only ~PROBES-fold a pass)."""
+    half = PROBES // 2
+    in_value = low + (high - low) / (half + 1) * np.arange(1, half + 1)
+    keys = to_keys(np.array([low, high])).astype(np.float64)
+    in_keys = np.linspace(keys[0], keys[1], PROBES - half + 2)[1:-1]
+    in_keys = from_keys(in_keys.astype(np.uint64))
+    return np.clip(np.sort(np.concatenate([in_value, in_keys])), low, high)
+
+
+def _constant_part(result, j: int, delta: float, b):
+    """psi's part from the rows outside the windows (exact for b in the bracket)."""
+    w_below, w_between, w_above = result.region_weight[:, j]
+    return (delta * (w_below - w_above) + w_between * (b - result.anchors[1, j])
+            - result.region_sum[1, j])
+
+
+def probed(result, j: int, delta: float, low: float, high: float):
+    """From a probe pass: the bracket narrowed by psi's exact signs.
+
+    A probe `p` with psi(p) = 0 and no value within delta of it lies in a flat
+    stretch of psi: no data in (lo, hi), the largest value at or below
+    `p - delta` and the smallest at or above `p + delta`, so psi is 0 exactly on
+    [lo + delta, hi - delta] and the location is its midpoint, (lo + hi) / 2.
+    """
+    psi, near, lo, hi = result.psi[:, j]
+    points = result.psi_points[j]
+    scale = delta * result.summary.weight
+    flat = np.flatnonzero((np.abs(psi) <= 1e-12 * scale) & (near == 0))
+    if flat.size and np.isfinite(lo[flat[0]]) and np.isfinite(hi[flat[0]]):
+        b = float((lo[flat[0]] + hi[flat[0]]) / 2)
+        return b, b
+    below, above = points[psi < -1e-10 * scale], points[psi > 1e-10 * scale]
+    if below.size:
+        low = max(low, float(below.max()))
+    if above.size:
+        high = min(high, float(above.min()))
+    return low, high
+
+
+def bracket(result, j: int, delta: float, low: float, high: float, block: int):
+    """From a histogram pass: a narrower bracket, the cost of collecting its
+    windows, and the spans to bin them over if they are binned again."""
+    new_low, new_high = low, high
+    for kind in (0, 1):
+        a, b = _bracket_of(result, j, kind, delta, low, high, block)
+        new_low, new_high = max(new_low, a), min(new_high, b)
+    wins = windows(new_low, new_high, delta)
+    costs, spans = [], []
+    for kind in (0, 1):
+        count, _, _, vmin, vmax, _, _ = result.column_bins(j, kind)
+        cost = 0.0
+        for lo_key, hi_key in wins:
+            lo_v, hi_v = from_keys(np.array([lo_key, hi_key], np.uint64))
+            overlap = (vmax >= lo_v) & (vmin <= hi_v)
+            # a bin with min == max holds one distinct value
+            cost += float(np.where(vmin == vmax, 1, count)[overlap].sum())
+            if kind == 0:  # the data seen in the window, to bin it again
+                if overlap.any():
+                    seen = to_keys(
+                        np.array([vmin[overlap][0], vmax[overlap][-1]]))
+                    spans.append((max(lo_key, int(seen[0])),
+                                  min(hi_key, int(seen[1]))))
+                else:
+                    spans.append((lo_key, hi_key))
+        costs.append(cost)
+    return new_low, new_high, min(costs), spans
+
+
+def _bracket_of(result, j: int, kind: int, delta: float, low: float, high: float,
+                block: int = 4096):
+    """Bounds on psi at bin edges +- delta from one histogram -> a bracket."""
+    count, weight, wsum, vmin, vmax, anchor, window = result.column_bins(j, kind)
+    if not weight.size:
+        return low, high
+    total = result.region_weight[:, j].sum() + weight.sum()
+    margin = 1e-9 * total * (3 * delta + (high - low))
+    n0 = int(np.count_nonzero(window == 0))
+    cum_w = np.concatenate([[0.0], np.cumsum(weight)])
+    cum_s = np.concatenate([[0.0], np.cumsum(wsum)])
+    candidates = np.concatenate([vmin - delta, vmin + delta, vmax - delta,
+                                 vmax + delta])
+    candidates = np.unique(candidates[(candidates > low) & (candidates < high)])
+    new_low, new_high = low, high
+    for start in range(0, candidates.size, block):  # bounded temporaries
+        points = candidates[start : start + block]
+        # Bins wholly at or below b - delta add +delta W; at or above b + delta,
+        # -delta W; in between, W (b - anchor) - sum, exactly, except the (at
+        # most two) bins straddling b - delta or b + delta, which are bounded.
+        i_a = np.searchsorted(vmax, points - delta, side="right")
+        i_c = np.searchsorted(vmin, points + delta, side="left")
+        part = delta * (cum_w[i_a] - (cum_w[-1] - cum_w[i_c]))
+        for first_bin, stop in ((0, n0), (n0, weight.size)):
+            if first_bin == stop:
+                continue
+            ra, rc = np.clip(i_a, first_bin, stop), np.clip(i_c, first_bin, stop)
+            part += ((cum_w[rc] - cum_w[ra]) * (points - anchor[first_bin])
+                     - (cum_s[rc] - cum_s[ra]))
+        lower, upper = part, part.copy()
+        has = i_a < i_c
+        first = np.minimum(i_a, weight.size - 1)
+        last = np.maximum(i_c - 1, 0)
+        s1 = has & (vmin[first] < points - delta)
+        s2 = has & (vmax[last] > points + delta) & ~(s1 & (last == first))
+        for flag, idx in ((s1, first), (s2, last)):
+            lin = weight[idx] * (points - anchor[idx]) - wsum[idx]
+            lo_b = weight[idx] * np.clip(points - vmax[idx], -delta, delta)
+            hi_b = weight[idx] * np.clip(points - vmin[idx], -delta, delta)
+            lower += np.where(flag, lo_b - lin, 0.0)
+            upper += np.where(flag, hi_b - lin, 0.0)
+        const = _constant_part(result, j, delta, points)
+        lower += const
+        upper += const
+        below = points[upper < -margin]
+        above = points[lower > margin]
+        if below.size:
+            new_low = max(new_low, float(below.max()))
+        if above.size:
+            new_high = min(new_high, float(above.min()))
+    return new_low, new_high
+
+
+def solve(result, j: int, delta: float, low: float, high: float,
+          data_min: float, data_max: float):
+    """From a collect pass: (location, sum w h(y - location)); or "low"/"high"
+    if the bracket turned out not to hold the root on that side."""
+    values, weights = result.column_values(j)
+    w_below, w_between, w_above = result.region_weight[:, j]
+    a_below, a_between, a_above = result.anchors[:, j]
+    s_below, s_between, s_above = result.region_sum[:, j]
+    b = solve_segments(
+        values, weights, delta, low, high, w_below=w_below, w_above=w_above,
+        w_between=w_between, s_between=s_between, a_between=a_between,
+        at_min=low <= data_min, at_max=high >= data_max,
+    )
+    if isinstance(b, str):
+        return b
+    # The loss: rows below the windows are at |r| > delta (linear part), as are
+    # rows above; rows between are in the quadratic part; windows explicitly.
+    loss = (
+        delta * (w_below * (b - a_below) - s_below) - 0.5 * delta * delta * w_below
+        + delta * (w_above * (a_above - b) + s_above) - 0.5 * delta * delta * w_above
+        + 0.5 * (result.region_sum2[1, j] - 2 * (b - a_between) * s_between
+                 + (b - a_between) ** 2 * w_between)
+        + weights @ huber_loss(values - b, delta)
+    )
+    return b, float(loss)
+
+
+def solve_segments(values, weights, delta, low, high, *, w_below=0.0,
+                   w_above=0.0, w_between=0.0, s_between=0.0, a_between=0.0,
+                   at_min, at_max):
+    """The root of psi on [low, high] (midpoint of its zero interval), or
+    "low" / "high" if psi shows the bracket does not hold every root there.
+
+    `values` (sorted) and `weights` are the rows whose term of psi changes
+    regime somewhere in the bracket (all rows, in memory); the others enter
+    through `w_below` (rows below: +delta each), `w_above` (-delta each) and the
+    rows "between" (`b - y` each, for every b in the bracket): their weight
+    and `sum w (y - a_between)`. `at_min` / `at_max`: `low` / `high` is the
+    data's extreme, where psi has the right sign by construction.
+
+    psi is linear between consecutive breakpoints (`y +- delta`): on each such
+    segment it is `intercept + slope * b`, the slope being the weight of the
+    rows within delta, read off at the segment's midpoint from prefix sums. A
+    segment of slope 0 is flat: psi is exactly `delta * (weight below - weight
+    above)` there, so a zero stretch is found with no tolerance beyond the
+    rounding of summed weights, and a root is solved from its segment's line
+    (sums), not interpolated between breakpoints that may be far apart.
+    """
+    # Centre on a middle value: with a large offset (1e9 + noise) the sums of
+    # w * y would cancel catastrophically; y - centre is exact near the centre.
+    centre = values[values.shape[0] // 2] if values.size else (low + high) / 2
+    z = values - centre
+    lo, hi, anchor = low - centre, high - centre, a_between - centre
+    breaks = np.concatenate([[lo, hi], z - delta, z + delta])
+    points = np.unique(breaks[(breaks >= lo) & (breaks <= hi)])
+    cum_w = np.concatenate([[0.0], np.cumsum(weights)])
+    cum_wz = np.concatenate([[0.0], np.cumsum(weights * z)])
+    total = w_below + w_between + w_above + cum_w[-1]
+    tol = 8 * np.finfo(np.float64).eps * delta * total  # rounding of weight sums
+
+    def line(at):  # psi = intercept + slope * b on the segment(s) around `at`
+        i_lo = np.searchsorted(z, at - delta, side="left")  # z < b - delta
+        i_hi = np.searchsorted(z, at + delta, side="right")  # z <= b + delta
+        w_in = cum_w[i_hi] - cum_w[i_lo]
+        const = delta * ((w_below + cum_w[i_lo])
+                         - (w_above + cum_w[-1] - cum_w[i_hi]))
+        intercept = (const - (cum_wz[i_hi] - cum_wz[i_lo]) - w_between * anchor
+                     - s_between)
+        return intercept, w_in + w_between
+
+    if points.shape[0] == 1:  # a single point (a probe found a flat stretch)
+        intercept, slope = line(points)
+        psi = float(intercept[0] + slope[0] * points[0])
+        if abs(psi) <= tol:
+            return float(centre + points[0])
+        return "low" if psi > 0 else "high"
+    mids = (points[:-1] + points[1:]) / 2
+    intercept, slope = line(mids)
+    flat = np.flatnonzero((slope == 0) & (np.abs(intercept) <= tol))
+    if flat.size:  # psi == 0 on [points[first], points[last + 1]]
+        if flat[0] == 0 and not at_min:
+            return "low"
+        if flat[-1] == mids.size - 1 and not at_max:
+            return "high"
+        return float(centre + (points[flat[0]] + points[flat[-1] + 1]) / 2)
+    if not at_min and intercept[0] + slope[0] * points[0] >= 0:
+        return "low"
+    if not at_max and intercept[-1] + slope[-1] * points[-1] <= 0:
+        return "high"
+    psi_mid = intercept + slope * mids
+    k = min(int(np.searchsorted(psi_mid, 0.0, side="left")), mids.size - 1)
+    # The root is in segment k (left of its midpoint) or in segment k - 1.
+    root = -intercept[k] / slope[k] if slope[k] > 0 else -np.inf
+    if root < points[k]:
+        previous = (-intercept[k - 1] / slope[k - 1]
+                    if k > 0 and slope[k - 1] > 0 else np.inf)
+        root = min(max(previous, points[max(k - 1, 0)]), points[k])
+    return float(centre + min(root, points[k + 1]))

@@ -1,0 +1,339 @@
+"""One pass of an exact order statistic as a mergeable state.
+
+`PassState(plan, ...)` streams batches and does, per column, what its `Plan`
+says: per-region sums for the rows outside the windows, the two histograms of a
+`BIN` window (`np.add.at` / `np.minimum.at` over column-and-bin ids), the
+distinct values of a `COLLECT` window (duplicates merged with their weights),
+or psi at the probe points of a `PROBE` column. Every part merges exactly
+(counts, weights and sums add; minima and maxima combine; collected values are
+merged as sets), so shards of the data give the union's `PassResult`.
+"""
+
+from __future__ import annotations
+
+from typing import List
+
+import numpy as np
+
+from keras_biasinit.stats._budget import BIN_BYTES
+from keras_biasinit.stats._budget import CHUNK_BYTES_PER_ELEMENT
+from keras_biasinit.stats._budget import ENTRY_BYTES
+from keras_biasinit.stats._budget import MemoryMeter
+from keras_biasinit.stats._budget import chunk_rows
+from keras_biasinit.stats._budget import collect_capacity
+from keras_biasinit.stats._checks import as_columns
+from keras_biasinit.stats._checks import check_weights
+from keras_biasinit.stats._first_pass import Summary
+from keras_biasinit.stats._first_pass import check_width
+from keras_biasinit.stats._first_pass import chunks
+from keras_biasinit.stats._keys import MAX_KEY
+from keras_biasinit.stats._keys import from_keys
+from keras_biasinit.stats._keys import to_keys
+from keras_biasinit.stats._plan import BIN
+from keras_biasinit.stats._plan import COLLECT
+from keras_biasinit.stats._plan import PROBE
+from keras_biasinit.stats._plan import PROBES
+from keras_biasinit.stats._plan import PassResult
+from keras_biasinit.stats._plan import Plan
+from keras_biasinit.stats.state import Arrays
+
+_BIN_NAMES = ("bin_count", "bin_weight", "bin_sum", "bin_kmin", "bin_kmax")
+
+
+def _merge_duplicates(cols, keys, weights):
+    order = np.lexsort((keys, cols))
+    cols, keys, weights = cols[order], keys[order], weights[order]
+    new = np.ones(cols.shape[0], bool)
+    new[1:] = (cols[1:] != cols[:-1]) | (keys[1:] != keys[:-1])
+    starts = np.flatnonzero(new)
+    return cols[starts], keys[starts], np.add.reduceat(weights, starts)
+
+
+class _Collector:
+    """Fixed buffers for (column, key, weight) triples; duplicates are merged
+    whenever the buffers fill, so they hold at most `capacity` distinct values
+    plus what arrived since the last merge."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        size = 2 * capacity
+        self.cols = np.empty(size, np.intp)
+        self.keys = np.empty(size, np.uint64)
+        self.weights = np.empty(size)
+        self.size = 0
+
+    def add(self, cols, keys, weights) -> None:
+        start = 0
+        while start < cols.size:
+            room = self.cols.size - self.size
+            if room == 0:
+                self._merge()
+                continue
+            take = min(room, cols.size - start)
+            end = self.size + take
+            self.cols[self.size : end] = cols[start : start + take]
+            self.keys[self.size : end] = keys[start : start + take]
+            self.weights[self.size : end] = weights[start : start + take]
+            self.size, start = end, start + take
+
+    def _merge(self) -> None:
+        merged = _merge_duplicates(self.cols[: self.size], self.keys[: self.size],
+                                   self.weights[: self.size])
+        self.size = merged[0].size
+        if self.size > self.capacity:
+            raise _Overflow()
+        self.cols[: self.size], self.keys[: self.size] = merged[0], merged[1]
+        self.weights[: self.size] = merged[2]
+
+    def result(self):
+        self._merge()
+        n = self.size
+        return self.cols[:n].copy(), self.keys[:n].copy(), self.weights[:n].copy()
+
+
+class _Overflow(Exception):
+    pass
+
+
+class _Binner:
+    """Maps in-window values to flat bin ids of both histograms."""
+
+    def __init__(self, plan: Plan) -> None:
+        nb = plan.bins
+        self.nb = nb
+        self.windows = plan.windows
+        self.lo = plan.span_lo
+        span = np.where(plan.span_lo <= plan.span_hi, plan.span_hi - plan.span_lo,
+                        np.uint64(0))
+        self.width = span // np.uint64(nb) + np.uint64(1)
+        self.last = np.uint64(nb - 1)
+        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+            self.vlo = np.nan_to_num(from_keys(plan.span_lo))
+            extent = np.nan_to_num(from_keys(plan.span_hi)) - self.vlo
+            scale = nb / extent
+        # Empty, one-value or overflowing spans: everything in value bin 0.
+        self.scale = np.where(np.isfinite(scale) & (extent > 0), scale, 0.0)
+
+    def __call__(self, keys, values, cols, win):
+        key_bin = np.minimum((keys - self.lo[cols, win]) // self.width[cols, win],
+                             self.last).astype(np.intp)
+        value_bin = np.floor((values - self.vlo[cols, win]) * self.scale[cols, win])
+        value_bin = np.clip(value_bin, 0, self.nb - 1).astype(np.intp)
+        base = (cols * self.windows + win) * 2 * self.nb
+        return base + key_bin, base + self.nb + value_bin
+
+
+def _changed_error(name: str) -> ValueError:
+    return ValueError(
+        f"The data changed between passes: the exact {name} of data larger than "
+        "`memory_budget` needs a few passes over it, and a later pass read values "
+        "that the earlier passes did not see. Make the target deterministic (no "
+        "random augmentation of it in the pipeline; a shuffled order is fine), or "
+        "raise `memory_budget` so the data fits in one pass."
+    )
+
+
+class PassState:
+    """The state of one pass that follows `plan` (see the module docstring).
+
+    Args:
+        plan: what to do per column.
+        first: the merged `Summary` of pass 1 (what later passes must match).
+        meter: the computation's `MemoryMeter`.
+        name: the statistic's name, for error messages.
+    """
+
+    def __init__(self, plan: Plan, first: Summary, meter: MemoryMeter,
+                 name: str, *, hold: bool = True) -> None:
+        self.plan, self.first, self.meter, self.name = plan, first, meter, name
+        d = plan.columns
+        self.rows_per_chunk = chunk_rows(meter.budget, d)
+        self.anchors = plan.anchors()
+        self.binning, self.collecting = plan.mode == BIN, plan.mode == COLLECT
+        self.probe_cols = np.flatnonzero(plan.mode == PROBE)
+        with np.errstate(invalid="ignore"):
+            self.window_anchor = np.where(
+                (plan.lo <= plan.hi) & (self.binning | self.collecting)[:, None],
+                from_keys(plan.lo), 0.0)
+        self.region = np.zeros((3, 3, d))  # weight, sum, sum2 x below/between/above
+        self.seen = Summary(weighted=first.weighted)
+        self.bins = self._new_bins() if self.binning.any() else None
+        self.binner = _Binner(plan) if self.bins is not None else None
+        self.all_inside = self._all_in_windows()
+        self.collector = (_Collector(collect_capacity(meter.budget))
+                          if self.collecting.any() else None)
+        self.psi = self._new_psi() if self.probe_cols.size else None
+        if hold:
+            meter.hold(self.rows_per_chunk * d * CHUNK_BYTES_PER_ELEMENT)
+            if self.bins is not None:
+                meter.hold(d * plan.windows * plan.bins * BIN_BYTES)
+            if self.collector is not None:
+                meter.hold(self.collector.capacity * ENTRY_BYTES)
+
+    def _new_bins(self) -> List[np.ndarray]:
+        shape = (self.plan.columns, self.plan.windows, 2, self.plan.bins)
+        return [np.zeros(shape, np.int64), np.zeros(shape), np.zeros(shape),
+                np.full(shape, MAX_KEY), np.zeros(shape, np.uint64)]
+
+    def _new_psi(self) -> np.ndarray:
+        # psi, the weight within delta, the largest value <= p - delta and the
+        # smallest >= p + delta, at each probe point p.
+        psi = np.zeros((4, self.plan.columns, PROBES))
+        psi[2], psi[3] = -np.inf, np.inf
+        return psi
+
+    def _all_in_windows(self) -> bool:
+        """Every column binned over one window spanning its data (pass 2): no
+        row can fall outside, and the region sums are skipped."""
+        plan, first = self.plan, self.first
+        return bool(self.binning.all() and np.all(plan.lo[:, 1] > plan.hi[:, 1])
+                    and np.all(plan.lo[:, 0] <= first.kmin)
+                    and np.all(plan.hi[:, 0] >= first.kmax))
+
+    def update(self, values, weights=None) -> "PassState":
+        check_width(self.plan.columns, values)
+        for chunk, chunk_w in chunks(values, weights, self.rows_per_chunk):
+            y = as_columns(chunk)
+            w = check_weights(chunk_w, y.shape[0])
+            self.seen.update(y, w)
+            if w is not None and not (w > 0).all():
+                y, w = y[w > 0], w[w > 0]
+            if y.shape[0] == 0:
+                continue
+            keys = to_keys(y)
+            inside = True if self.all_inside else self._add_regions(y, w, keys)
+            if self.bins is not None:
+                self._add_bins(y, w, keys, inside & self.binning)
+            if self.collector is not None:
+                self._collect(w, keys, inside & self.collecting)
+            if self.psi is not None:
+                self._add_psi(y, w)
+        return self
+
+    def _add_regions(self, y, w, keys) -> np.ndarray:
+        """Adds the rows outside the windows to the region sums; returns the
+        mask of the rows inside."""
+        plan = self.plan
+        lo0, hi0, lo1, hi1 = plan.lo[:, 0], plan.hi[:, 0], plan.lo[:, 1], plan.hi[:, 1]
+        below, above = keys < lo0, keys > hi1
+        between = (keys > hi0) & (keys < lo1)
+        for r, mask in enumerate((below, between, above)):
+            dev = (y - self.anchors[r]) * mask
+            if w is None:
+                self.region[0, r] += mask.sum(axis=0)
+                self.region[1, r] += dev.sum(axis=0)
+                if r == 1:
+                    self.region[2, r] += np.einsum("ij,ij->j", dev, dev)
+            else:
+                self.region[0, r] += w @ mask
+                self.region[1, r] += w @ dev
+                if r == 1:
+                    self.region[2, r] += w @ (dev * dev)
+        return ~(below | above | between)
+
+    def _add_bins(self, y, w, keys, mask) -> None:
+        rows, cols = np.nonzero(np.broadcast_to(mask, y.shape))
+        if not rows.size:
+            return
+        plan = self.plan
+        k, v = keys[rows, cols], y[rows, cols]
+        # (min(): only data that changed since pass 1 fall past the last
+        # window; the check in `result` reports them.)
+        win = np.minimum(k >= plan.lo[cols, 1], plan.windows - 1).astype(np.intp)
+        ww = 1.0 if w is None else w[rows]
+        dev = v - self.window_anchor[cols, win]
+        flat = [a.reshape(-1) for a in self.bins]
+        for idx in self.binner(k, v, cols, win):
+            np.add.at(flat[0], idx, 1)
+            np.add.at(flat[1], idx, ww)
+            np.add.at(flat[2], idx, ww * dev)
+            np.minimum.at(flat[3], idx, k)
+            np.maximum.at(flat[4], idx, k)
+
+    def _collect(self, w, keys, mask) -> None:
+        rows, cols = np.nonzero(np.broadcast_to(mask, keys.shape))
+        if not rows.size:
+            return
+        try:
+            self.collector.add(cols, keys[rows, cols],
+                               np.ones(rows.size) if w is None else w[rows])
+        except _Overflow:
+            raise _changed_error(self.name) from None
+
+    def _add_psi(self, y, w) -> None:
+        cols, delta, psi = self.probe_cols, self.plan.delta, self.psi
+        yy, probes = y[:, cols], self.plan.probes[cols]
+        for k in range(PROBES):
+            diff = probes[:, k] - yy
+            clipped = np.clip(diff, -delta, delta)
+            near = np.abs(diff) < delta
+            psi[0, cols, k] += clipped.sum(axis=0) if w is None else w @ clipped
+            psi[1, cols, k] += near.sum(axis=0) if w is None else w @ near
+            lower = np.where(diff >= delta, yy, -np.inf).max(axis=0)
+            upper = np.where(diff <= -delta, yy, np.inf).min(axis=0)
+            psi[2, cols, k] = np.maximum(psi[2, cols, k], lower)
+            psi[3, cols, k] = np.minimum(psi[3, cols, k], upper)
+
+    def merge(self, other: "PassState") -> "PassState":
+        self.seen.merge(other.seen)
+        self.region += other.region
+        if self.bins is not None:
+            for i, op in enumerate((np.add, np.add, np.add, np.minimum, np.maximum)):
+                self.bins[i] = op(self.bins[i], other.bins[i])
+        if self.collector is not None:
+            try:
+                self.collector.add(*other.collector.result())
+            except _Overflow:
+                raise _changed_error(self.name) from None
+        if self.psi is not None:
+            self.psi[:2] += other.psi[:2]
+            self.psi[2] = np.maximum(self.psi[2], other.psi[2])
+            self.psi[3] = np.minimum(self.psi[3], other.psi[3])
+        return self
+
+    def to_arrays(self) -> Arrays:
+        arrays = self.seen.to_arrays("seen_")
+        arrays["region"] = self.region
+        if self.bins is not None:
+            arrays.update(zip(_BIN_NAMES, self.bins))
+        if self.collector is not None:
+            try:
+                collected = self.collector.result()
+            except _Overflow:
+                raise _changed_error(self.name) from None
+            arrays.update(zip(("cols", "keys", "weights"), collected))
+        if self.psi is not None:
+            arrays["psi"] = self.psi
+        return arrays
+
+    def from_arrays(self, arrays: Arrays) -> "PassState":
+        state = PassState(self.plan, self.first, self.meter, self.name, hold=False)
+        state.seen = Summary.from_arrays(arrays, "seen_")
+        state.region = np.asarray(arrays["region"], np.float64).reshape(3, 3, -1)
+        if state.bins is not None:
+            dtypes = (np.int64, np.float64, np.float64, np.uint64, np.uint64)
+            state.bins = [np.asarray(arrays[n]).astype(t).reshape(b.shape)
+                          for n, t, b in zip(_BIN_NAMES, dtypes, state.bins)]
+        if state.collector is not None:
+            state.collector.add(np.asarray(arrays["cols"]).astype(np.intp),
+                                np.asarray(arrays["keys"]).astype(np.uint64),
+                                np.asarray(arrays["weights"], np.float64))
+        if state.psi is not None:
+            state.psi = np.asarray(arrays["psi"], np.float64).reshape(state.psi.shape)
+        return state
+
+    def result(self) -> PassResult:
+        """The merged measurement; a ValueError if the data changed since pass 1."""
+        self.first.check_same_data(self.seen, self.name)
+        collected: tuple = (np.zeros(0, np.intp), np.zeros(0, np.uint64), np.zeros(0))
+        if self.collector is not None:
+            try:
+                collected = self.collector.result()
+            except _Overflow:
+                raise _changed_error(self.name) from None
+        return PassResult(
+            summary=self.seen, region_weight=self.region[0],
+            region_sum=self.region[1], region_sum2=self.region[2],
+            anchors=self.anchors, bins=self.bins, window_anchor=self.window_anchor,
+            collected=collected, psi=self.psi, psi_points=self.plan.probes,
+        )

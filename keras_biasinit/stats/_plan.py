@@ -1,0 +1,134 @@
+"""What one pass of an exact order statistic does, and what it measured.
+
+A `Plan` says, per column, which key windows a pass bins (mode `BIN`: two
+histograms per window, one of equal key width, one of equal value width),
+collects exactly (mode `COLLECT`: the distinct values with their weights), or
+where it evaluates the Huber psi exactly (mode `PROBE`); rows outside the
+windows enter through exact per-region sums. A `PassResult` is the merged
+measurement a statistic plans its next pass from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import List, Optional, Tuple
+
+import numpy as np
+
+from keras_biasinit.stats._first_pass import Summary
+from keras_biasinit.stats._keys import from_keys
+
+IDLE, BIN, COLLECT, PROBE = 0, 1, 2, 3
+
+#: Points at which a `PROBE` pass evaluates the Huber psi exactly.
+PROBES = 32
+
+
+class Plan:
+    """What one pass does per column: up to two key windows, and a mode.
+
+    Values inside a window are binned (`BIN`), collected (`COLLECT`), or, for
+    `PROBE`, summed as `sum w clip(p - y, -delta, delta)` at given points `p`
+    (the Huber psi, exactly). Values outside the windows enter per region
+    (below window 0, between the windows, above the last window) through their
+    weight and weighted first and second moments about the region's anchor.
+    An empty window has `lo > hi`; window 1 empty means one window.
+
+    Binning makes two histograms per window over its span, `bins` bins each:
+    one of equal key width (log-like: robust to outliers and wide ranges) and
+    one of equal value width (even in value: right for values crossing 0 or
+    spread over many tiny binades). Both are order-consistent partitions, and
+    the statistic uses whichever brackets its answer tighter.
+    """
+
+    def __init__(self, columns: int, bins: int, windows: int = 2) -> None:
+        self.columns = columns
+        self.bins = bins
+        self.windows = windows  # the most windows a column may have: 1 or 2
+        self.lo = np.ones((columns, 2), np.uint64)
+        self.hi = np.zeros((columns, 2), np.uint64)
+        self.span_lo = np.ones((columns, 2), np.uint64)
+        self.span_hi = np.zeros((columns, 2), np.uint64)
+        self.mode = np.full(columns, IDLE, np.int8)
+        self.probes: Optional[np.ndarray] = None  # (columns, PROBES) values
+        self.delta = 0.0
+
+    def set(
+        self,
+        column: int,
+        mode: int,
+        windows: List[Tuple[int, int]],
+        spans: Optional[List[Tuple[int, int]]] = None,
+    ) -> None:
+        """`windows`: one or two sorted, disjoint, inclusive (lo, hi) key ranges.
+
+        `spans` (default: the windows) are the key ranges the bins of each
+        window cover: the part of the window where data were seen.
+        """
+        spans = windows if spans is None else spans
+        (lo0, hi0), rest = windows[0], windows[1:]
+        self.lo[column, 0], self.hi[column, 0] = lo0, hi0
+        self.span_lo[column, 0], self.span_hi[column, 0] = spans[0]
+        if rest:
+            self.lo[column, 1], self.hi[column, 1] = rest[0]
+            self.span_lo[column, 1], self.span_hi[column, 1] = spans[1]
+        else:  # an empty window just above window 0: no "between" region
+            self.lo[column, 1], self.hi[column, 1] = hi0 + 1, hi0
+        self.mode[column] = mode
+
+    def set_probes(self, column: int, points: np.ndarray, delta: float) -> None:
+        """Mode `PROBE`: psi at `points` (PROBES values), exactly, in one pass."""
+        if self.probes is None:
+            self.probes = np.zeros((self.columns, PROBES))
+        self.probes[column] = points
+        self.delta = delta
+        self.lo[column], self.hi[column] = 1, 0  # no windows: all rows "above"
+        self.mode[column] = PROBE
+
+    def anchors(self) -> np.ndarray:
+        """(3, columns) values: below -> window 0's low end, between -> the
+        middle of the gap, above -> the last window's high end."""
+        active = (self.mode == BIN) | (self.mode == COLLECT)
+        two = self.lo[:, 1] <= self.hi[:, 1]
+        with np.errstate(invalid="ignore"):
+            low = from_keys(self.lo[:, 0])
+            high0 = from_keys(self.hi[:, 0])
+            high = np.where(two, from_keys(self.hi[:, 1]), high0)
+            gap = np.where(two, (high0 + from_keys(self.lo[:, 1])) / 2, 0.0)
+        return np.where(active, np.stack([low, gap, high]), 0.0)
+
+
+@dataclasses.dataclass
+class PassResult:
+    """What one pass measured (arrays per column; see `Plan`)."""
+
+    summary: Summary
+    region_weight: np.ndarray  # (3, d): below, between, above
+    region_sum: np.ndarray  # (3, d): sum w (y - anchor)
+    region_sum2: np.ndarray  # (3, d): sum w (y - anchor)^2
+    anchors: np.ndarray  # (3, d)
+    bins: Optional[List[np.ndarray]]  # count, weight, sum, min key, max key
+    window_anchor: np.ndarray  # (d, 2) values: each window's low end
+    collected: Tuple[np.ndarray, np.ndarray, np.ndarray]  # column, key, weight
+    psi: Optional[np.ndarray]  # (4, d, PROBES) for PROBE columns (see run_pass)
+    psi_points: Optional[np.ndarray]  # (d, PROBES): where psi was evaluated
+
+    def column_values(self, column: int) -> Tuple[np.ndarray, np.ndarray]:
+        """The collected (sorted, distinct) values of one column and weights."""
+        cols, keys, weights = self.collected
+        start, stop = np.searchsorted(cols, [column, column + 1])
+        return from_keys(keys[start:stop]), weights[start:stop]
+
+    def column_bins(self, column: int, kind: int):
+        """Non-empty bins of one column and histogram `kind` (0: equal key
+        width, 1: equal value width), both windows, in value order.
+
+        Returns (count, weight, weighted sum of `y - window anchor`, min value,
+        max value, window anchor, window id) arrays.
+        """
+        count = self.bins[0][column, :, kind].reshape(-1)
+        keep = np.flatnonzero(count)
+        window = keep // self.bins[0].shape[3]
+        pick = [a[column, :, kind].reshape(-1)[keep] for a in self.bins[1:]]
+        return (count[keep], pick[0], pick[1], from_keys(pick[2]),
+                from_keys(pick[3]), self.window_anchor[column][window], window)

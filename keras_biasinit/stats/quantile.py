@@ -1,0 +1,292 @@
+"""Exact weighted quantile per column, in bounded memory.
+
+The q-quantile minimises the pinball (quantile) loss
+`sum_i w_i rho_q(y_i - b)` with `rho_q(r) = q r` for `r >= 0` and
+`(q - 1) r` for `r < 0`: the optimal constant under quantile regression, and
+for `q = 0.5` under absolute error (`rho = |r| / 2`). With `W` the total weight,
+`b` is the first value whose cumulative weight reaches `q W`; where it reaches
+it exactly (the minimiser is the interval up to the next value) the midpoint of
+that interval is returned. Without weights this is NumPy's
+`np.quantile(y, q, method="averaged_inverted_cdf")` (Hyndman & Fan's type 2),
+and for `q = 0.5` exactly `np.median`.
+
+The loss it leaves is carried per column, over rows (not weights: Keras's
+default reduction) as the mean absolute deviation
+`mad = sum_i w_i |y_i - b| / n` and `mean_above = sum_i w_i (y_i - b)_+ / n`:
+the mean pinball loss is `(1 - q) (mad - mean_above) + q mean_above`.
+
+How it is computed (`memory_budget` bytes, default 256 MiB; see
+`keras_biasinit.stats._driver`):
+
+- Data whose in-memory solve fits the budget (about twice the float64 data, a
+  little more with weights): one pass, buffered, then `np.median` /
+  `np.partition` (or the sorted cumulative weights).
+- Otherwise, over a re-iterable input, typically three passes: (1) count,
+  weight, min and max per column; (2) two histograms per column (up to 32,768
+  bins each, one even in the order-preserving float keys, one even in value)
+  that show which bin the quantile falls in (and the next bin, if it may fall
+  exactly on a boundary); (3) the values of that bracket are collected exactly
+  (duplicates merged) while the rows below and above enter through their
+  weight and their summed distance to the bracket. A bracket too large for the
+  budget (heavily tied or adversarial data) is binned again first: one more
+  pass per refinement, never an approximate answer.
+- A one-shot iterator (a generator) whose data exceed the budget cannot be read
+  again: ValueError, asking for a re-iterable dataset or a larger budget.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Iterable, Optional, Tuple
+
+import numpy as np
+
+from keras_biasinit.stats._budget import DEFAULT_MEMORY_BUDGET
+from keras_biasinit.stats._budget import bins_per_window
+from keras_biasinit.stats._budget import collect_capacity
+from keras_biasinit.stats._driver import solve
+from keras_biasinit.stats._keys import from_keys
+from keras_biasinit.stats._keys import to_keys
+from keras_biasinit.stats._plan import BIN
+from keras_biasinit.stats._plan import COLLECT
+from keras_biasinit.stats._plan import Plan
+from keras_biasinit.stats.state import Reducer
+
+Batch = Tuple[np.ndarray, Optional[np.ndarray]]
+
+
+@dataclasses.dataclass
+class QuantileResult:
+    """Per column: the q-quantile, `mean_absolute_deviation` and `mean_above`.
+
+    `passes` is the number of passes read over the data; `peak_bytes` the peak
+    of the memory this computation held for its own buffers, never more than
+    the budget.
+    """
+
+    quantile: np.ndarray
+    q: float
+    mean_absolute_deviation: np.ndarray
+    mean_above: np.ndarray
+    rows: int
+    weight: float
+    passes: int = 1
+    peak_bytes: int = 0
+
+    @property
+    def mean_pinball_loss(self) -> np.ndarray:
+        """`sum_i w_i rho_q(y_i - b) / n` per column."""
+        mad, above = self.mean_absolute_deviation, self.mean_above
+        return (1 - self.q) * (mad - above) + self.q * above
+
+
+def check_q(q) -> float:
+    """`q` as a float in (0, 1), checked."""
+    if isinstance(q, bool) or not isinstance(q, (int, float, np.number)):
+        raise ValueError(f"`q` must be a number in (0, 1). Received: q={q!r}")
+    if not 0.0 < float(q) < 1.0:
+        raise ValueError(
+            "`q` must lie strictly between 0 and 1 (0.5 is the median). "
+            f"Received: q={q!r}"
+        )
+    return float(q)
+
+
+def quantile_point(cum: np.ndarray, target: float, *, weighted: bool
+                   ) -> Tuple[int, bool]:
+    """Index of the first cumulative weight that reaches `target`, and whether
+    it reaches it exactly (a tie: the minimiser is the interval up to the next
+    value). With weights, "exactly" allows the rounding of the cumulative sums
+    (1e-9 relative), so that scaling every weight by one constant, which does
+    not change the minimisers, does not move the quantile off the midpoint."""
+    tol = 1e-9 * target if weighted else 0.0
+    i = int(np.searchsorted(cum, target - tol, side="left"))
+    return i, i < cum.shape[0] and bool(cum[i] <= target + tol)
+
+
+def _pick(values: np.ndarray, i: int, tie: bool) -> float:
+    if tie and i + 1 < values.shape[0]:
+        return (values[i] + values[i + 1]) / 2
+    return values[i]
+
+
+def quantile_of_arrays(y: np.ndarray, q: float, w: Optional[np.ndarray] = None
+                       ) -> np.ndarray:
+    """Exact weighted q-quantile of each column of `y` (rows on axis 0)."""
+    y = np.asarray(y, dtype=np.float64)
+    if w is None:
+        if q == 0.5:
+            return np.median(y, axis=0)
+        target = q * y.shape[0]
+        i = max(math.ceil(target) - 1, 0)
+        tie = i + 1 == target and i + 1 < y.shape[0]
+        part = np.partition(y, [i, i + 1] if tie else [i], axis=0)
+        return (part[i] + part[i + 1]) / 2 if tie else part[i]
+    keep = w > 0
+    y, w = y[keep], w[keep]
+    result = np.empty(y.shape[1])
+    for j in range(y.shape[1]):
+        order = np.argsort(y[:, j], kind="stable")
+        values, cum = y[order, j], np.cumsum(w[order])
+        result[j] = _pick(values, *quantile_point(cum, q * cum[-1], weighted=True))
+    return result
+
+
+def in_memory_bytes(rows: int, columns: int, weighted: bool) -> int:
+    """Peak bytes of the in-memory solve, the buffered float64 data included."""
+    data = 8 * rows * columns
+    if not weighted:
+        return 2 * data + data // 16 + 2**16  # data + np.median's partitioned copy
+    # data and weights, their positive-weight copies, per column sort buffers
+    return 2 * (data + 8 * rows) + 40 * rows + 2**16
+
+
+def weighted_quantile(
+    batches: Iterable[Batch], *, q: float = 0.5,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET, reducer: Optional[Reducer] = None,
+) -> QuantileResult:
+    """Exact weighted q-quantile per column, in at most `memory_budget` bytes.
+
+    Args:
+        batches: an iterable of `(values, weights)` NumPy pairs (values `(n,)`
+            or `(n, ...)`, weights `(n,)` or None), e.g. a
+            `keras_biasinit.data.Batches`. Data larger than the budget are read
+            a few times, so they must be re-iterable.
+        q: the quantile, in (0, 1). Defaults to 0.5 (the median).
+        memory_budget: bytes this computation may hold. Defaults to 256 MiB.
+        reducer: merges each pass's state over the shards of the data (see
+            `keras_biasinit.stats.state`). Defaults to None: one shard.
+
+    Returns:
+        A `QuantileResult`.
+
+    Example:
+
+    >>> r = weighted_quantile([(np.array([1.0, 2.0, 3.0, 10.0]), None)], q=0.75)
+    >>> r.quantile.tolist(), r.mean_pinball_loss.tolist()  # (.25*13.5 + .75*3.5) / 4
+    ([6.5], [1.5])
+    """
+    return solve(batches, _QuantileSearch(check_q(q)), memory_budget=memory_budget,
+                 reducer=reducer)
+
+
+class _QuantileSearch:
+    """The weighted quantile as a `keras_biasinit.stats._driver.Search`."""
+
+    name = "quantile"
+
+    def __init__(self, q: float) -> None:
+        self.q = q
+        if q == 0.5:
+            self.name = "median"
+
+    in_memory_bytes = staticmethod(in_memory_bytes)
+
+    def solve_in_memory(self, data, meter) -> QuantileResult:
+        meter.hold(in_memory_bytes(data.rows, data.y.shape[1], data.weighted)
+                   - data.held_bytes)
+        y, w = data.y, data.w
+        total = float(y.shape[0] if w is None else w.sum())
+        if total <= 0:
+            raise ValueError("All sample weights are 0: there is nothing to fit.")
+        value = quantile_of_arrays(y, self.q, w)
+        deviation = y - value
+        signed = deviation.sum(axis=0) if w is None else w @ deviation
+        np.abs(deviation, out=deviation)
+        absolute = deviation.sum(axis=0) if w is None else w @ deviation
+        n = y.shape[0]  # sum w (y - b)_+ = (sum w |y - b| + sum w (y - b)) / 2
+        return QuantileResult(value, self.q, absolute / n, (absolute + signed) / 2 / n,
+                              int(n), total, 1, meter.peak)
+
+    def start(self, first, meter) -> Optional[Plan]:
+        d = first.kmin.shape[0]
+        self.weighted = first.weighted
+        self.value = from_keys(first.kmin).copy()
+        self.below, self.above = np.zeros(d), np.zeros(d)
+        self.done = first.kmin == first.kmax  # constant columns: the value
+        self.full = [(int(first.kmin[j]), int(first.kmax[j])) for j in range(d)]
+        plan = Plan(d, bins_per_window(meter.budget, d, 1), windows=1)
+        for j in np.flatnonzero(~self.done):
+            plan.set(j, BIN, [self.full[j]])
+        return None if self.done.all() else plan
+
+    def step(self, result, plan, meter) -> Optional[Plan]:
+        wanted = []  # (cost, column, window)
+        for j in np.flatnonzero(~self.done):
+            if plan.mode[j] == COLLECT:
+                solved = self._solve(result, j)
+                if solved is None:  # rounding disagreed: start over on the column
+                    wanted.append((np.inf, j, self.full[j]))
+                else:
+                    self.value[j], self.below[j], self.above[j] = solved
+                    self.done[j] = True
+            else:
+                wanted.append(self._bracket(result, j))
+        if self.done.all():
+            return None
+        new = Plan(plan.columns, plan.bins, windows=1)
+        room = collect_capacity(meter.budget)
+        for cost, j, window in sorted(wanted, key=lambda item: item[0]):
+            mode = COLLECT if cost <= room else BIN
+            room -= cost if mode == COLLECT else 0
+            new.set(j, mode, [window])
+        return new
+
+    def finish(self, first, passes: int, peak_bytes: int) -> QuantileResult:
+        n = first.rows
+        return QuantileResult(self.value, self.q, (self.below + self.above) / n,
+                              self.above / n, n, first.weight, passes, peak_bytes)
+
+    def _bracket(self, result, j: int):
+        """From a histogram pass: (collect cost, column, key window) holding the
+        quantile, from whichever of the two histograms gives the smaller one."""
+        cost, window = min((self._bracket_of(result, j, kind) for kind in (0, 1)),
+                           key=lambda item: item[0])
+        return cost, j, window
+
+    def _bracket_of(self, result, j: int, kind: int):
+        count, weight, _, low, high, _, _ = result.column_bins(j, kind)
+        w_below, w_above = result.region_weight[0, j], result.region_weight[2, j]
+        cum = w_below + np.cumsum(weight)
+        if cum.shape[0] == 0:
+            return np.inf, self.full[j]
+        target = self.q * (cum[-1] + w_above)
+        tol = 1e-9 * target if self.weighted else 0.0
+        k = int(np.searchsorted(cum, target - tol, side="left"))
+        if w_below >= target - tol or k == cum.shape[0]:
+            return np.inf, self.full[j]  # the bracket missed (rounding): rebin
+        k2 = k
+        if cum[k] <= target + tol:  # the point may sit on the bin's upper edge
+            if k + 1 < cum.shape[0]:
+                k2 = k + 1
+            elif w_above > 0:
+                return np.inf, self.full[j]
+        cost = float(np.where(low == high, 1, count)[k : k2 + 1].sum())
+        keys = to_keys(np.array([low[k], high[k2]]))
+        return cost, (int(keys[0]), int(keys[1]))
+
+    def _solve(self, result, j: int):
+        """From a collect pass: (quantile, sum w (b - y)_+, sum w (y - b)_+),
+        or None if the window missed it."""
+        values, weights = result.column_values(j)
+        w_below, w_above = result.region_weight[0, j], result.region_weight[2, j]
+        cum = w_below + np.cumsum(weights)
+        if cum.shape[0] == 0:
+            return None
+        target = self.q * (cum[-1] + w_above)
+        i, tie = quantile_point(cum, target, weighted=self.weighted)
+        if w_below >= target or i == cum.shape[0]:
+            return None
+        if tie and i + 1 == cum.shape[0] and w_above > 0:
+            return None
+        b = float(_pick(values, i, tie))
+        low_anchor, high_anchor = result.anchors[0, j], result.anchors[2, j]
+        # Rows below the window: sum w (b - y) = W (b - a) + sum w (a - y), both
+        # terms >= 0 (a = the window's low end); likewise above.
+        inside = values - b
+        below = (w_below * (b - low_anchor) - result.region_sum[0, j]
+                 - weights @ np.minimum(inside, 0.0))
+        above = (w_above * (high_anchor - b) + result.region_sum[2, j]
+                 + weights @ np.maximum(inside, 0.0))
+        return b, float(below), float(above)
