@@ -49,6 +49,9 @@ class Batches:
         reiterable: whether the data can be read more than once (False for
             one-shot iterators such as generators).
         num_batches: the number of batches one pass reads, when known.
+        allow_empty: whether a pass that reads no row is fine (one shard of a
+            dataset split over workers may be empty; the union is checked).
+            Defaults to False: an empty pass is a ValueError.
     """
 
     def __init__(self, make_iterator, *, reiterable, num_batches, verbose,
@@ -59,6 +62,7 @@ class Batches:
         self.num_batches = num_batches
         self._verbose = verbose
         self._passes = 0
+        self.allow_empty = False
 
     def __iter__(self) -> Iterator[Batch]:
         if self._passes and not self.reiterable:
@@ -83,7 +87,7 @@ class Batches:
                 progbar.update(step)
         if progbar is not None and self.num_batches is None:
             progbar.update(step if rows else 0, finalize=True)
-        if rows == 0:
+        if rows == 0 and not self.allow_empty:
             hint = (
                 "" if self.reiterable else " A generator or iterator that was "
                 "already consumed (e.g. by an earlier call) reads as empty: pass a "

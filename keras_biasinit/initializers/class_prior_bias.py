@@ -6,14 +6,16 @@ from typing import Any, Optional, Sequence, Union
 
 import keras
 import numpy as np
+import tensorflow as tf
 
-from keras_biasinit.data import read_batches
 from keras_biasinit.initializers._base import BiasInitializer
 from keras_biasinit.initializers._base import as_vector
 from keras_biasinit.initializers._base import check_expected_loss
+from keras_biasinit.initializers._from_data import Key
+from keras_biasinit.initializers._from_data import Recipe
+from keras_biasinit.initializers._from_data import from_data
 from keras_biasinit.stats import ClassCounts
-from keras_biasinit.stats import binary_cross_entropy
-from keras_biasinit.stats import cross_entropy
+from keras_biasinit.stats import CountsResult
 
 _ACTIVATIONS = ("softmax", "sigmoid")
 
@@ -29,6 +31,25 @@ def _check_distributions(labels: np.ndarray) -> None:
             "of shape (n, T) should be shaped (n, T, 1); several independent "
             'labels per example need activation="sigmoid".'
         )
+
+
+class _LabelCounts(ClassCounts):
+    """`ClassCounts` that reads labels as the output's loss does: under softmax
+    integer ids `(n,)` / `(n, 1)` or distributions `(n, k)`; under sigmoid
+    per-output values in [0, 1]."""
+
+    def __init__(self, num_classes: Optional[int], activation: str) -> None:
+        super().__init__(num_classes)
+        self.activation = activation
+
+    def update(self, values, weights=None) -> "_LabelCounts":
+        labels = np.asarray(values)
+        is_ids = labels.ndim == 1 or (labels.ndim == 2 and labels.shape[1] == 1)
+        if self.activation == "softmax" and is_ids:
+            return self.update_ids(labels, weights)
+        if self.activation == "softmax":
+            _check_distributions(labels)
+        return self.update_vectors(labels, weights)
 
 
 @keras.saving.register_keras_serializable(package="keras_biasinit")
@@ -134,13 +155,14 @@ class ClassPriorBias(BiasInitializer):
         cls,
         dataset: Any,
         *,
-        target: Union[str, int, None] = None,
+        target: Key = None,
         steps: Optional[int] = None,
         verbose: Union[str, int] = "auto",
         num_classes: Optional[int] = None,
         activation: str = "softmax",
         smoothing: float = 0.0,
         batched: Optional[bool] = None,
+        strategy: Optional[tf.distribute.Strategy] = None,
     ) -> "ClassPriorBias":
         """Counts the classes in one pass over `dataset`.
 
@@ -167,10 +189,21 @@ class ClassPriorBias(BiasInitializer):
                 allows classes that never occur. Defaults to 0.
             batched: whether each element of a `tf.data.Dataset` is a batch.
                 Defaults to None (detected; see `keras_biasinit.data`).
+            strategy: a `tf.distribute.Strategy`; under a multi-worker one each
+                worker reads its shard and every worker gets the priors of the
+                union (see `keras_biasinit.distribute`). Defaults to None: the
+                strategy in scope, if any.
 
         Returns:
             A `ClassPriorBias` whose `expected_loss` is the loss at step 0.
         """
+        recipe = cls._recipe(num_classes, activation, smoothing)
+        return from_data(recipe, dataset, target=target, steps=steps,
+                         verbose=verbose, batched=batched, strategy=strategy)
+
+    @classmethod
+    def _recipe(cls, num_classes: Optional[int] = None, activation: str = "softmax",
+                smoothing: float = 0.0) -> Recipe:
         if activation not in _ACTIVATIONS:
             raise ValueError(
                 f'`activation` must be "softmax" or "sigmoid". '
@@ -182,26 +215,18 @@ class ClassPriorBias(BiasInitializer):
                 "`smoothing` must be a finite, non-negative pseudo-count. "
                 f"Received: smoothing={smoothing}"
             )
-        counts = ClassCounts(num_classes)
-        for labels, weights in read_batches(
-            dataset, target=target, steps=steps, batched=batched, verbose=verbose,
-            merge_batches=True,
-        ):
-            is_ids = labels.ndim == 1 or (labels.ndim == 2 and labels.shape[1] == 1)
-            if activation == "softmax" and is_ids:
-                counts.update_ids(labels, weights)
-            else:
-                if activation == "softmax":
-                    _check_distributions(labels)
-                counts.update_vectors(labels, weights)
-        if counts.weight <= 0:
-            raise ValueError("All sample weights are 0: there are no classes to count.")
-        if activation == "softmax":
-            return cls._softmax(counts, smoothing)
-        return cls._sigmoid(counts, smoothing)
+        ClassCounts(num_classes)  # checks `num_classes` before a long pass
+
+        def finish(result: CountsResult) -> "ClassPriorBias":
+            if activation == "softmax":
+                return cls._softmax(result, smoothing)
+            return cls._sigmoid(result, smoothing)
+
+        return Recipe(state=lambda: _LabelCounts(num_classes, activation),
+                      finish=finish)
 
     @classmethod
-    def _softmax(cls, counts: ClassCounts, smoothing: float) -> "ClassPriorBias":
+    def _softmax(cls, counts: CountsResult, smoothing: float) -> "ClassPriorBias":
         c = counts.counts
         if c.shape[0] < 2:
             raise ValueError(
@@ -218,11 +243,10 @@ class ClassPriorBias(BiasInitializer):
                 "pseudo-count per class), or remove those classes."
             )
         priors = smoothed / smoothed.sum()
-        loss = cross_entropy(c, priors) / counts.rows
-        return cls(priors, "softmax", expected_loss=loss)
+        return cls(priors, "softmax", expected_loss=counts.cross_entropy(priors))
 
     @classmethod
-    def _sigmoid(cls, counts: ClassCounts, smoothing: float) -> "ClassPriorBias":
+    def _sigmoid(cls, counts: CountsResult, smoothing: float) -> "ClassPriorBias":
         positives, total = counts.counts, counts.weight
         rates = (positives + smoothing) / (total + 2 * smoothing)
         never, always = np.flatnonzero(rates <= 0), np.flatnonzero(rates >= 1)
@@ -236,6 +260,4 @@ class ClassPriorBias(BiasInitializer):
                 "`smoothing=` (e.g. 1.0, a pseudo-count of positives and "
                 "negatives), or remove those outputs."
             )
-        per_output = binary_cross_entropy(positives / total, rates) * total
-        loss = float(per_output.mean() / counts.rows)
-        return cls(rates, "sigmoid", expected_loss=loss)
+        return cls(rates, "sigmoid", expected_loss=counts.binary_cross_entropy(rates))

@@ -6,12 +6,16 @@ import math
 from typing import Any, Optional, Union
 
 import keras
+import tensorflow as tf
 
-from keras_biasinit.data import read_batches
+from keras_biasinit.initializers._from_data import Key
+from keras_biasinit.initializers._from_data import Recipe
+from keras_biasinit.initializers._from_data import from_data
 from keras_biasinit.initializers._random import RandomInitializer
 from keras_biasinit.initializers._random import Seed
 from keras_biasinit.initializers._random import check_positive
 from keras_biasinit.stats import SecondMoment
+from keras_biasinit.stats import SecondMomentResult
 
 _MODES = ("fan_in", "fan_out", "fan_avg")
 # Our names -> the names `keras.initializers.VarianceScaling` uses for them.
@@ -169,7 +173,7 @@ class HeScaled(RandomInitializer):
         cls,
         dataset: Any,
         *,
-        features: Union[str, int, None] = None,
+        features: Key = None,
         steps: Optional[int] = None,
         verbose: Union[str, int] = "auto",
         batched: Optional[bool] = None,
@@ -177,6 +181,7 @@ class HeScaled(RandomInitializer):
         mode: str = "fan_in",
         distribution: str = "truncated_normal",
         seed: Seed = None,
+        strategy: Optional[tf.distribute.Strategy] = None,
     ) -> "HeScaled":
         """Measures the input's second moment in one pass; returns the initializer.
 
@@ -202,24 +207,29 @@ class HeScaled(RandomInitializer):
             mode: see the class. Defaults to `"fan_in"`.
             distribution: see the class. Defaults to `"truncated_normal"`.
             seed: see the class. Defaults to None.
+            strategy: a `tf.distribute.Strategy`; under a multi-worker one each
+                worker reads its shard and every worker gets the second moment
+                of the union (see `keras_biasinit.distribute`). Defaults to
+                None: the strategy in scope, if any.
         """
+        recipe = cls._recipe(scale, mode, distribution, seed)
+        return from_data(recipe, dataset, target=features, steps=steps,
+                         verbose=verbose, batched=batched, strategy=strategy)
+
+    @classmethod
+    def _recipe(cls, scale: float = 2.0, mode: str = "fan_in",
+                distribution: str = "truncated_normal", seed: Seed = None) -> Recipe:
         _check_args(scale, mode, distribution, None)  # fail before a long pass
-        squares = SecondMoment()  # sum of x^2: no mean, no centring
-        for values, weights in read_batches(
-            dataset,
-            target=features,
-            role="features",
-            steps=steps,
-            batched=batched,
-            verbose=verbose,
-            merge_batches=True,
-        ):
-            squares.update(values, weights)
-        second_moment = float(squares.mean_square)
-        if second_moment == 0:
-            raise ValueError(
-                "Every feature value is 0, so there is no scale to calibrate to. "
-                "Check `features=` (it picks the layer's input), or use "
-                "`HeScaled()` without data."
-            )
-        return cls(scale, mode, distribution, seed, second_moment=second_moment)
+
+        def finish(result: SecondMomentResult) -> "HeScaled":
+            if result.mean_square == 0:
+                raise ValueError(
+                    "Every feature value is 0, so there is no scale to calibrate "
+                    "to. Check `features=` (it picks the layer's input), or use "
+                    "`HeScaled()` without data."
+                )
+            return cls(scale, mode, distribution, seed,
+                       second_moment=float(result.mean_square))
+
+        # A sum of x^2: no mean, no centring.
+        return Recipe(state=SecondMoment, finish=finish, role="features")

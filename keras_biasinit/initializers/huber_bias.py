@@ -5,15 +5,20 @@ from __future__ import annotations
 from typing import Any, Optional, Union
 
 import keras
+import tensorflow as tf
 
-from keras_biasinit.data import read_batches
 from keras_biasinit.initializers._base import BiasInitializer
 from keras_biasinit.initializers._base import Numbers
 from keras_biasinit.initializers._base import as_vector
 from keras_biasinit.initializers._base import check_expected_loss
 from keras_biasinit.initializers._base import plain
+from keras_biasinit.initializers._from_data import Key
+from keras_biasinit.initializers._from_data import Recipe
+from keras_biasinit.initializers._from_data import from_data
 from keras_biasinit.stats import DEFAULT_MEMORY_BUDGET
-from keras_biasinit.stats import huber_location
+from keras_biasinit.stats import HuberResult
+from keras_biasinit.stats._budget import check_budget
+from keras_biasinit.stats.huber import HuberSearch
 from keras_biasinit.stats.huber import check_delta
 
 
@@ -77,12 +82,13 @@ class HuberBias(BiasInitializer):
         cls,
         dataset: Any,
         *,
-        target: Union[str, int, None] = None,
+        target: Key = None,
         steps: Optional[int] = None,
         verbose: Union[str, int] = "auto",
         delta: float = 1.0,
         batched: Optional[bool] = None,
         memory_budget: int = DEFAULT_MEMORY_BUDGET,
+        strategy: Optional[tf.distribute.Strategy] = None,
     ) -> "HuberBias":
         """Computes the exact (weighted) Huber location of the targets.
 
@@ -105,14 +111,23 @@ class HuberBias(BiasInitializer):
                 read once; larger data are read a few times (typically 3)
                 and stay exact, so they must be re-iterable (a one-shot
                 generator over budget is a ValueError). Defaults to 256 MiB.
+            strategy: a `tf.distribute.Strategy`; under a multi-worker one each
+                worker reads its shard and every worker gets the exact location
+                of the union (see `keras_biasinit.distribute`). Defaults to
+                None: the strategy in scope, if any.
         """
+        return from_data(cls._recipe(delta, memory_budget), dataset, target=target,
+                         steps=steps, verbose=verbose, batched=batched,
+                         strategy=strategy)
+
+    @classmethod
+    def _recipe(cls, delta: float = 1.0,
+                memory_budget: int = DEFAULT_MEMORY_BUDGET) -> Recipe:
         delta = check_delta(delta)
-        result = huber_location(
-            read_batches(
-                dataset, target=target, steps=steps, batched=batched, verbose=verbose,
-                merge_batches=True,
-            ),
-            delta=delta,
-            memory_budget=memory_budget,
-        )
-        return cls(result.location, delta, expected_loss=float(result.mean_loss.mean()))
+
+        def finish(result: HuberResult) -> "HuberBias":
+            return cls(result.location, delta,
+                       expected_loss=float(result.mean_loss.mean()))
+
+        return Recipe(search=lambda: HuberSearch(delta), finish=finish,
+                      memory_budget=check_budget(memory_budget))

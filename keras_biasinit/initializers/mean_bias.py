@@ -5,14 +5,18 @@ from __future__ import annotations
 from typing import Any, Optional, Union
 
 import keras
+import tensorflow as tf
 
-from keras_biasinit.data import read_batches
 from keras_biasinit.initializers._base import BiasInitializer
 from keras_biasinit.initializers._base import Numbers
 from keras_biasinit.initializers._base import as_vector
 from keras_biasinit.initializers._base import check_expected_loss
 from keras_biasinit.initializers._base import plain
+from keras_biasinit.initializers._from_data import Key
+from keras_biasinit.initializers._from_data import Recipe
+from keras_biasinit.initializers._from_data import from_data
 from keras_biasinit.stats import Moments
+from keras_biasinit.stats import MomentsResult
 
 
 @keras.saving.register_keras_serializable(package="keras_biasinit")
@@ -58,10 +62,11 @@ class MeanBias(BiasInitializer):
         cls,
         dataset: Any,
         *,
-        target: Union[str, int, None] = None,
+        target: Key = None,
         steps: Optional[int] = None,
         verbose: Union[str, int] = "auto",
         batched: Optional[bool] = None,
+        strategy: Optional[tf.distribute.Strategy] = None,
     ) -> "MeanBias":
         """Computes the (weighted) mean of the targets in one pass.
 
@@ -80,13 +85,19 @@ class MeanBias(BiasInitializer):
             verbose: `"auto"`, 0, 1 or 2, as in `Model.fit`. Defaults to "auto".
             batched: whether each element of a `tf.data.Dataset` is a batch.
                 Defaults to None (detected; see `keras_biasinit.data`).
+            strategy: a `tf.distribute.Strategy`; under a multi-worker one each
+                worker reads its shard and every worker gets the numbers of
+                the union (see `keras_biasinit.distribute`). Defaults to None:
+                the strategy in scope, if any.
         """
-        moments = Moments()
-        for values, weights in read_batches(
-            dataset, target=target, steps=steps, batched=batched, verbose=verbose,
-            merge_batches=True,
-        ):
-            moments.update(values, weights)
-        moments.check_nonempty()
-        loss = float((moments.m2 / moments.rows).mean())
-        return cls(moments.mean, expected_loss=loss)
+        return from_data(cls._recipe(), dataset, target=target, steps=steps,
+                         verbose=verbose, batched=batched, strategy=strategy)
+
+    @classmethod
+    def _recipe(cls) -> Recipe:
+        return Recipe(state=Moments, finish=cls._from_moments)
+
+    @classmethod
+    def _from_moments(cls, result: MomentsResult) -> "MeanBias":
+        loss = float(result.mean_squared_error.mean())
+        return cls(result.mean, expected_loss=loss)

@@ -5,15 +5,20 @@ from __future__ import annotations
 from typing import Any, Optional, Union
 
 import keras
+import tensorflow as tf
 
-from keras_biasinit.data import read_batches
 from keras_biasinit.initializers._base import BiasInitializer
 from keras_biasinit.initializers._base import Numbers
 from keras_biasinit.initializers._base import as_vector
 from keras_biasinit.initializers._base import check_expected_loss
 from keras_biasinit.initializers._base import plain
+from keras_biasinit.initializers._from_data import Key
+from keras_biasinit.initializers._from_data import Recipe
+from keras_biasinit.initializers._from_data import from_data
 from keras_biasinit.stats import DEFAULT_MEMORY_BUDGET
-from keras_biasinit.stats import weighted_median
+from keras_biasinit.stats import QuantileResult
+from keras_biasinit.stats._budget import check_budget
+from keras_biasinit.stats.quantile import QuantileSearch
 
 
 @keras.saving.register_keras_serializable(package="keras_biasinit")
@@ -60,11 +65,12 @@ class MedianBias(BiasInitializer):
         cls,
         dataset: Any,
         *,
-        target: Union[str, int, None] = None,
+        target: Key = None,
         steps: Optional[int] = None,
         verbose: Union[str, int] = "auto",
         batched: Optional[bool] = None,
         memory_budget: int = DEFAULT_MEMORY_BUDGET,
+        strategy: Optional[tf.distribute.Strategy] = None,
     ) -> "MedianBias":
         """Computes the exact (weighted) median of the targets.
 
@@ -86,13 +92,21 @@ class MedianBias(BiasInitializer):
                 read once; larger data are read a few times (typically 3)
                 and stay exact, so they must be re-iterable (a one-shot
                 generator over budget is a ValueError). Defaults to 256 MiB.
+            strategy: a `tf.distribute.Strategy`; under a multi-worker one each
+                worker reads its shard and every worker gets the exact median
+                of the union (see `keras_biasinit.distribute`). Defaults to
+                None: the strategy in scope, if any.
         """
-        result = weighted_median(
-            read_batches(
-                dataset, target=target, steps=steps, batched=batched, verbose=verbose,
-                merge_batches=True,
-            ),
-            memory_budget=memory_budget,
-        )
+        return from_data(cls._recipe(memory_budget), dataset, target=target,
+                         steps=steps, verbose=verbose, batched=batched,
+                         strategy=strategy)
+
+    @classmethod
+    def _recipe(cls, memory_budget: int = DEFAULT_MEMORY_BUDGET) -> Recipe:
+        return Recipe(search=lambda: QuantileSearch(0.5), finish=cls._from_quantile,
+                      memory_budget=check_budget(memory_budget))
+
+    @classmethod
+    def _from_quantile(cls, result: QuantileResult) -> "MedianBias":
         loss = float(result.mean_absolute_deviation.mean())
-        return cls(result.median, expected_loss=loss)
+        return cls(result.quantile, expected_loss=loss)

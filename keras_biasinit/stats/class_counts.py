@@ -7,6 +7,7 @@ cross-entropies a constant prediction leaves follow from the counts alone.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from typing import Optional
 
@@ -34,6 +35,18 @@ class CountsResult:
     rows: int
     weight: float
     kind: str
+
+    def cross_entropy(self, priors: np.ndarray) -> float:
+        """Categorical cross-entropy of predicting `priors`, as Keras reports
+        it: `-sum_i counts_i log priors_i / rows` (the default reduction
+        divides the weighted sum by rows, not by weight)."""
+        return cross_entropy(self.counts, priors) / self.rows
+
+    def binary_cross_entropy(self, rates: np.ndarray) -> float:
+        """Binary cross-entropy of predicting `rates` per output, averaged
+        over outputs, as Keras reports it (divided by rows)."""
+        per_output = binary_cross_entropy(self.counts / self.weight, rates)
+        return float((per_output * self.weight).mean() / self.rows)
 
 
 class ClassCounts:
@@ -172,7 +185,7 @@ class ClassCounts:
         }
 
     def from_arrays(self, arrays: Arrays) -> "ClassCounts":
-        state = ClassCounts(self.num_classes)
+        state = copy.copy(self)  # the same configuration (and subclass)
         state.counts = np.asarray(arrays["counts"], np.float64).copy()
         state.rows = int(arrays["rows"][0])
         state.weight = float(arrays["weight"][0])

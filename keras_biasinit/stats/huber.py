@@ -167,11 +167,11 @@ def huber_location(
     Returns:
         A `HuberResult`.
     """
-    return solve(batches, _HuberSearch(check_delta(delta)),
+    return solve(batches, HuberSearch(check_delta(delta)),
                  memory_budget=memory_budget, reducer=reducer)
 
 
-class _HuberSearch:
+class HuberSearch:
     """The Huber location as a `keras_biasinit.stats._driver.Search`."""
 
     name = "Huber location"

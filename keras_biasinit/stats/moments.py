@@ -48,6 +48,12 @@ class MomentsResult:
     rows: int
     weight: float
 
+    @property
+    def mean_squared_error(self) -> np.ndarray:
+        """The loss of predicting the mean, as Keras reports it: `m2 / rows`
+        (the default reduction divides the weighted sum by rows, not weight)."""
+        return self.m2 / self.rows
+
 
 @dataclasses.dataclass(frozen=True)
 class SecondMomentResult:

@@ -167,11 +167,11 @@ def weighted_quantile(
     >>> r.quantile.tolist(), r.mean_pinball_loss.tolist()  # (.25*13.5 + .75*3.5) / 4
     ([6.5], [1.5])
     """
-    return solve(batches, _QuantileSearch(check_q(q)), memory_budget=memory_budget,
+    return solve(batches, QuantileSearch(check_q(q)), memory_budget=memory_budget,
                  reducer=reducer)
 
 
-class _QuantileSearch:
+class QuantileSearch:
     """The weighted quantile as a `keras_biasinit.stats._driver.Search`."""
 
     name = "quantile"
