@@ -33,6 +33,7 @@ import tensorflow as tf
 
 from keras_biasinit.stats.state import Arrays
 from keras_biasinit.stats.state import Reducer
+from keras_biasinit.stats.state import merge_arrays
 
 __all__ = ["WorkerReducer", "reducer_for"]
 
@@ -155,12 +156,8 @@ class WorkerReducer(Reducer):
             self._raise_failure(header)
         metas = self._gather(meta, int(header[:, 1].max()))
         payloads = self._gather(payload, int(header[:, 2].max()))
-        merged = None
-        for rank in range(self.workers):
-            arrays = _unpack(names, metas[rank], payloads[rank])
-            other = state.from_arrays(arrays)
-            merged = other if merged is None else merged.merge(other)
-        return merged
+        return merge_arrays(state, [_unpack(names, metas[rank], payloads[rank])
+                                    for rank in range(self.workers)])
 
     def abort(self, error: BaseException) -> None:
         message = f"{type(error).__name__}: {error}".encode("utf-8")[:65536]

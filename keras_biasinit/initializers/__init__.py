@@ -6,6 +6,7 @@ from keras_biasinit.initializers.he_scaled import HeScaled
 from keras_biasinit.initializers.huber_bias import HuberBias
 from keras_biasinit.initializers.mean_bias import MeanBias
 from keras_biasinit.initializers.median_bias import MedianBias
+from keras_biasinit.initializers.quantile_bias import QuantileBias
 from keras_biasinit.initializers.sparse import Sparse
 
 __all__ = [
@@ -15,5 +16,6 @@ __all__ = [
     "HuberBias",
     "MeanBias",
     "MedianBias",
+    "QuantileBias",
     "Sparse",
 ]

@@ -313,8 +313,8 @@ class FirstPass:
         if not arrays["buffering"][0]:
             state.ys = None
         elif state.summary.rows:
-            y = np.asarray(arrays["y"], np.float64).reshape(-1, state.columns)
-            w = np.asarray(arrays["w"], np.float64) if state.summary.weighted else None
+            y = np.array(arrays["y"], np.float64).reshape(-1, state.columns)
+            w = np.array(arrays["w"], np.float64) if state.summary.weighted else None
             state.ys, state.ws = [y], [w]
             state._hold(y.nbytes + (0 if w is None else w.nbytes))
         return state

@@ -307,9 +307,10 @@ class PassState:
         return arrays
 
     def from_arrays(self, arrays: Arrays) -> "PassState":
+        # Copies: merging adds into the new state's arrays in place.
         state = PassState(self.plan, self.first, self.meter, self.name, hold=False)
         state.seen = Summary.from_arrays(arrays, "seen_")
-        state.region = np.asarray(arrays["region"], np.float64).reshape(3, 3, -1)
+        state.region = np.array(arrays["region"], np.float64).reshape(3, 3, -1)
         if state.bins is not None:
             dtypes = (np.int64, np.float64, np.float64, np.uint64, np.uint64)
             state.bins = [np.asarray(arrays[n]).astype(t).reshape(b.shape)
@@ -319,7 +320,7 @@ class PassState:
                                 np.asarray(arrays["keys"]).astype(np.uint64),
                                 np.asarray(arrays["weights"], np.float64))
         if state.psi is not None:
-            state.psi = np.asarray(arrays["psi"], np.float64).reshape(state.psi.shape)
+            state.psi = np.array(arrays["psi"], np.float64).reshape(state.psi.shape)
         return state
 
     def result(self) -> PassResult:

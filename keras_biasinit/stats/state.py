@@ -7,8 +7,8 @@ Every statistic is a state with four methods:
   rows (another batch, shard, worker or Beam bundle);
 - `result()`: the numbers (raises a clear ValueError on data that has none);
 - `to_arrays()` and `from_arrays(arrays)`: a dict of plain NumPy arrays, and a
-  new state like this one (same configuration) holding them. This is what an
-  all-reduce or a Beam combiner carries.
+  new state like this one (same configuration) holding copies of them. This is
+  what an all-reduce or a Beam combiner carries.
 
 `merge` is exact up to float rounding for the sums (`ClassCounts`, `Moments`,
 `SecondMoment`) and exact for the order statistics, whose every pass is such a
@@ -31,7 +31,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Dict, Iterable, Optional, Protocol, Tuple, TypeVar
+from typing import Dict, Iterable, Optional, Protocol, Sequence, Tuple, TypeVar
 
 import numpy as np
 
@@ -88,6 +88,17 @@ def run_pass(batches: Iterable[Batch], state: S,
         reducer.abort(error)
         raise
     return reducer(state)
+
+
+def merge_arrays(like: S, shards: Sequence[Arrays]) -> S:
+    """The states `shards` (array forms, in shard order) merged into one state
+    configured like `like`. Every shard that merges the same list in the same
+    order gets bit-identical numbers."""
+    merged = None
+    for arrays in shards:
+        state = like.from_arrays(arrays)
+        merged = state if merged is None else merged.merge(state)
+    return merged
 
 
 def scalar(value) -> np.ndarray:
