@@ -40,6 +40,9 @@ How it is computed (`memory_budget` bytes, default 256 MiB):
 from __future__ import annotations
 
 import dataclasses
+import functools
+import itertools
+import math
 from typing import Iterable, Optional, Tuple
 
 import numpy as np
@@ -81,48 +84,192 @@ class HuberResult:
 def huber_location_1d(y: np.ndarray, w: np.ndarray, delta: float) -> float:
     """Exact minimiser of `sum w h(y - b)` for one column (weights > 0).
 
-    `psi(b) = delta * (weight below b - delta - weight above b + delta)
-    + sum over the rows within delta of w (b - y)` is evaluated directly, every
-    term bounded by `delta * w`, so a far value (an outlier at 1e16) never
-    enters a sum where it could swamp the others. A bisection over the sorted
-    breakpoints `y +- delta` finds where psi crosses 0; psi is linear between
-    breakpoints, so one Newton step from the segment's midpoint is the root.
-    Where psi is 0 on an interval, its midpoint is returned.
+    Where psi is 0 on an interval (a split of the sorted rows with equal weight
+    on both sides and a gap of at least `2 delta`), the midpoint of that
+    interval is returned: `(y_k + y_{k+1}) / 2`, whatever `delta`. Otherwise the
+    root is unique: an approximate bisection over the breakpoints `y +- delta`
+    gives a start, and a safeguarded Newton iteration on psi evaluated exactly
+    (`_exact_psi`) ends between two adjacent floats; the nearer is returned.
+    Nothing is compared with a rounded `y +- delta`, so a `delta` below the
+    spacing of the data (1e-12 on data near 1e9) is as exact as any other.
+
+    Example:
+
+    >>> huber_location_1d(np.array([0.0, 1.0, 3.0, 4.0]), np.ones(4), 1e-12)
+    2.0
+    >>> huber_location_1d(np.array([0.0, 1.0, 3.0, 4.0]), np.ones(4), 10.0)
+    2.0
     """
     order = np.argsort(y, kind="stable")
     values, weights = y[order], w[order]
+    if values[0] == values[-1]:
+        return float(values[0])
     cum_w = np.concatenate([[0.0], np.cumsum(weights)])
+    flat = _flat_midpoint(values, cum_w, delta)
+    if flat is not None:
+        return flat
+    exact_cum = bool(np.all(weights == np.floor(weights))) and cum_w[-1] < 2.0**53
+    psi = functools.partial(_exact_psi, values, weights,
+                            cum_w if exact_cum else None, delta)
+    return _exact_root(psi, values[0], values[-1],
+                       _start(values, weights, cum_w, delta))
+
+
+def _flat_midpoint(values, cum_w, delta) -> Optional[float]:
+    """The midpoint of the interval where psi is 0, or None if psi has one root.
+
+    Splitting the sorted rows after row k with the weight below equal to the
+    weight above (to the rounding of summed weights), psi is `delta * 0` on
+    `[y_k + delta, y_{k+1} - delta]` when `y_{k+1} - y_k >= 2 delta`.
+    """
     total = cum_w[-1]
-    tol = 8 * np.finfo(np.float64).eps * delta * total  # rounding of weight sums
-    breaks = np.unique(np.concatenate([values - delta, values + delta]))
+    split = cum_w[1:-1]
+    balance = np.abs(split - (total - split))
+    for k in np.flatnonzero(balance <= 8 * np.finfo(np.float64).eps * total):
+        low, high = values[k], values[k + 1]
+        if high - low >= 2 * delta:
+            return float(low / 2 + high / 2)
+    return None
+
+
+def _start(values, weights, cum_w, delta) -> float:
+    """An approximate root: bisect the breakpoints with psi evaluated in floats.
+
+    The rows searched are widened by an ulp each side of the rounded `b -+
+    delta` and their terms clipped, so no term is off by more than its own
+    rounding.
+    """
+    total = cum_w[-1]
 
     def psi(b: float) -> Tuple[float, float]:
-        """psi(b) and its slope (the weight within delta of b)."""
-        lo = int(np.searchsorted(values, b - delta, side="left"))
-        hi = int(np.searchsorted(values, b + delta, side="right"))
-        # clip: b = fl(y + delta) may sit an ulp off the kink it stands for
+        lo = int(np.searchsorted(values, np.nextafter(b - delta, -np.inf), "left"))
+        hi = int(np.searchsorted(values, np.nextafter(b + delta, np.inf), "right"))
         inside = weights[lo:hi] @ np.clip(b - values[lo:hi], -delta, delta)
         return delta * (cum_w[lo] - (total - cum_w[hi])) + inside, cum_w[hi] - cum_w[lo]
 
-    def first(predicate) -> int:
-        """The first breakpoint index where the monotone `predicate` holds."""
-        lo, hi = 0, breaks.size - 1  # psi(breaks[-1]) = delta * total > tol
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if predicate(psi(breaks[mid])[0]):
-                hi = mid
-            else:
-                lo = mid + 1
-        return lo
-
-    above = first(lambda value: value > tol)  # psi(breaks[0]) = -delta * total
-    below = first(lambda value: value >= -tol) - 1
-    if above > below + 1:  # psi == 0 on [breaks[below + 1], breaks[above - 1]]
-        return float((breaks[below + 1] + breaks[above - 1]) / 2)
-    a, b = breaks[below], breaks[above]
-    middle = (a + b) / 2
+    breaks = np.unique(np.concatenate([values - delta, values + delta]))
+    lo, hi = 0, breaks.size - 1  # psi(breaks[-1]) > 0
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if psi(breaks[mid])[0] > 0:
+            hi = mid
+        else:
+            lo = mid + 1
+    a, b = breaks[max(lo - 1, 0)], breaks[lo]
+    middle = a / 2 + b / 2
     value, slope = psi(middle)
-    return float(np.clip(middle - value / slope, a, b))
+    start = middle - value / slope if slope > 0 else middle
+    return float(np.clip(start, max(a, values[0]), min(b, values[-1])))
+
+
+def _exact_root(psi, low: float, high: float, t: float) -> float:
+    """The float nearest the root of the monotone `psi` in `[low, high]`.
+
+    `psi(t)` returns (psi correctly rounded, its slope). Newton steps, kept
+    inside the bracket (a step that would not move is nudged by an ulp), then
+    bisection in float keys if Newton has not closed the bracket in 8 steps.
+    Ends when `low` and `high` are adjacent floats (or psi is exactly 0).
+    """
+    psi_low = psi_high = None
+    for step in range(_MAX_STEPS):
+        value, slope = psi(t)
+        if value == 0:
+            return float(t)
+        if value < 0:
+            low, psi_low = t, value
+        else:
+            high, psi_high = t, value
+        if np.nextafter(low, np.inf) >= high:
+            break
+        t = t - value / slope if slope > 0 and step < 8 else np.nan
+        if t <= low:
+            t = np.nextafter(low, np.inf)
+        elif t >= high:
+            t = np.nextafter(high, -np.inf)
+        if not low < t < high:  # no Newton step (slope 0, or bisecting now)
+            keys = _passes.to_keys(np.array([low, high]))
+            t = float(_passes.from_keys(keys[0] + (keys[1] - keys[0]) // 2))
+    psi_low = psi(low)[0] if psi_low is None else psi_low
+    psi_high = psi(high)[0] if psi_high is None else psi_high
+    return float(low if -psi_low <= psi_high else high)
+
+
+def _exact_psi(values, weights, cum_w, delta: float, t: float):
+    """psi(t) = sum w clip(t - y, -delta, delta), correctly rounded, and its
+    slope (the weight within delta of t).
+
+    Which rows lie within delta of t is decided exactly (`_count`); `t - y` is
+    split into two floats that sum to it exactly (`_two_sum`), each product
+    with a weight likewise (`_two_prod`), and `math.fsum` rounds the whole sum
+    once. `cum_w`: the prefix weights if they are exact (integer weights),
+    else None (the saturated rows then enter one by one).
+    """
+    lo = _count(values, delta, t, strict=True)  # rows with y < t - delta
+    hi = _count(values, -delta, t, strict=False)  # rows with y <= t + delta
+    diff = _two_sum(t, -values[lo:hi])
+    if cum_w is not None:
+        saturated = cum_w[lo] - (cum_w[-1] - cum_w[hi])  # exact: integer weights
+        parts = [*_two_prod(np.array([delta]), np.array([saturated])),
+                 *_two_prod(weights[lo:hi], diff[0]),
+                 *_two_prod(weights[lo:hi], diff[1])]
+        slope = cum_w[hi] - cum_w[lo]
+    else:
+        parts = [*_two_prod(weights[:lo], delta),
+                 *(-p for p in _two_prod(weights[hi:], delta)),
+                 *_two_prod(weights[lo:hi], diff[0]),
+                 *_two_prod(weights[lo:hi], diff[1])]
+        slope = _fsum([weights[lo:hi]])
+    return _fsum(parts), slope
+
+
+def _count(values, shift: float, t: float, *, strict: bool) -> int:
+    """The number of (sorted) rows with `y + shift < t` (or `<= t`), exactly.
+
+    Rows more than two ulps from the rounded `t - shift` are certain; the few
+    near it are decided on `fl(y + shift)` and its rounding error.
+    """
+    edge = t - shift
+    lo = np.searchsorted(values, np.nextafter(np.nextafter(edge, -np.inf), -np.inf))
+    hi = np.searchsorted(values, np.nextafter(np.nextafter(edge, np.inf), np.inf),
+                         side="right")
+    s, e = _two_sum(values[lo:hi], shift)
+    at = (s == t) & ((e < 0) if strict else (e <= 0))
+    return int(lo + np.count_nonzero((s < t) | at))
+
+
+_SPLIT = 2.0**27 + 1  # Veltkamp's splitter for float64
+_MAX_STEPS = 200
+_CHUNK = 2**14
+
+
+def _two_sum(a, b):
+    """`a + b` as `(s, e)` with `s + e == a + b` exactly (Knuth's TwoSum)."""
+    s = a + b
+    b_virtual = s - a
+    return s, (a - (s - b_virtual)) + (b - b_virtual)
+
+
+def _two_prod(a, b):
+    """`a * b` as `(p, e)` with `p + e == a * b` exactly (Dekker), for arrays;
+    inexact only on overflow or underflow, which `_fsum` falls back on."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    p = a * b
+    a_hi = _SPLIT * a
+    a_hi = a_hi - (a_hi - a)
+    b_hi = _SPLIT * b
+    b_hi = b_hi - (b_hi - b)
+    a_lo, b_lo = a - a_hi, b - b_hi
+    return p, ((a_hi * b_hi - p) + a_hi * b_lo + a_lo * b_hi) + a_lo * b_lo
+
+
+def _fsum(arrays) -> float:
+    """The correctly rounded sum of all the arrays' elements (`math.fsum`), in
+    bounded memory; a plain float sum if an exact split overflowed."""
+    arrays = [np.ravel(a) for a in arrays]
+    if not all(np.isfinite(a).all() for a in arrays):
+        return float(sum(np.nansum(a) for a in arrays))
+    return math.fsum(itertools.chain.from_iterable(
+        a[i : i + _CHUNK].tolist() for a in arrays for i in range(0, a.size, _CHUNK)))
 
 
 def in_memory_bytes(rows: int, columns: int, weighted: bool) -> int:

@@ -155,3 +155,19 @@ def test_constant_column(rng):
     y = np.full(30_000, 3.25)
     result = huber_location(split(y), delta=1.0, memory_budget=TINY)
     assert result.location.tolist() == [3.25] and result.mean_loss.tolist() == [0.0]
+
+
+@pytest.mark.parametrize("offset", [0.0, 1e9])
+@pytest.mark.parametrize("delta", [1e-12, 1e-10, 1e-9, 1e-8])
+@pytest.mark.parametrize("budget", [TINY, 256 * 2**20])
+def test_tiny_delta_on_an_even_count_is_the_median(rng, offset, delta, budget):
+    # delta far below the gap between the two middle values: psi is 0 between
+    # them (less delta), so the location is their midpoint, NumPy's median.
+    # It once was NaN in memory (psi's rounded breakpoints missed the flat part).
+    y = offset + rng.normal(size=20_000)
+    result = huber_location(split(y), delta=delta, memory_budget=budget)
+    assert (result.passes == 1) == (budget > TINY)
+    median = np.median(y)
+    assert abs(result.location[0] - median) <= 4 * abs(np.spacing(median))
+    np.testing.assert_allclose(result.mean_loss, [_mean_loss(y, 1.0, median, delta)],
+                               rtol=1e-9)
