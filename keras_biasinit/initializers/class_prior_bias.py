@@ -23,11 +23,19 @@ def _check_distributions(labels: np.ndarray) -> None:
     sums = labels.sum(axis=1, dtype=np.float64)
     bad = np.flatnonzero(np.abs(sums - 1.0) > 1e-3)
     if bad.size:
+        row = labels[bad[0]]
+        whole = bool(np.all(np.isfinite(row)) and np.all(row == np.round(row)))
+        hint = (
+            " Its values are whole numbers, so these may be per-step class ids "
+            "(SparseCategoricalCrossentropy): float labels of shape (n, k) are "
+            "ambiguous and read as label vectors; pass integer ids (e.g. "
+            "`tf.cast(y, tf.int32)`), which are read as ids whatever their shape."
+            if whole else ""
+        )
         raise ValueError(
             f"Under softmax, label vectors must each sum to 1 (one-hot or soft "
-            f"labels); row {bad[0]} sums to {sums[bad[0]]:g}. Per-step class ids "
-            "of shape (n, T) should be shaped (n, T, 1); several independent "
-            'labels per example need activation="sigmoid".'
+            f"labels); row {bad[0]} sums to {sums[bad[0]]:g}.{hint} Several "
+            'independent labels per example need activation="sigmoid".'
         )
 
 
@@ -144,11 +152,18 @@ class ClassPriorBias(BiasInitializer):
     ) -> "ClassPriorBias":
         """Counts the classes in one pass over `dataset`.
 
-        Softmax targets are integer class ids of shape `(n,)` or `(n, 1)`
-        (`SparseCategoricalCrossentropy`) or label vectors `(n, num_classes)`,
-        one-hot or soft (`CategoricalCrossentropy`). Sigmoid targets are values
-        in [0, 1] of shape `(n,)` / `(n, 1)` (binary) or `(n, k)` (multi-label).
-        Sample weights in `(x, y, sample_weight)` elements weight the counts.
+        Softmax targets are class ids (`SparseCategoricalCrossentropy`) or
+        label vectors `(n, num_classes)`, one-hot or soft
+        (`CategoricalCrossentropy`). Integer targets are ids whatever their
+        shape: `(n,)`, `(n, 1)`, per-step `(n, T)` / `(n, T, 1)`, per-pixel
+        `(n, H, W)`; every id is counted, weighted by its example's weight (or
+        its own, for weights of the ids' shape), as Keras weights the loss.
+        Float targets of shape `(n,)` / `(n, 1)` are ids too, wider float
+        targets are label vectors (the last axis). Integer `(n, k)` labels
+        whose rows are all one-hot are ambiguous and refused: cast one-hot
+        labels to float. Sigmoid targets are values in [0, 1] of shape `(n,)` /
+        `(n, 1)` (binary) or `(n, k)` (multi-label). Sample weights in
+        `(x, y, sample_weight)` elements weight the counts.
 
         Args:
             dataset: a `tf.data.Dataset` (batched or not), tfds dataset, NumPy
@@ -185,7 +200,7 @@ class ClassPriorBias(BiasInitializer):
         counts = ClassCounts(num_classes)
         for labels, weights in read_batches(
             dataset, target=target, steps=steps, batched=batched, verbose=verbose,
-            merge_batches=True,
+            merge_batches=True, class_ids=activation == "softmax",
         ):
             is_ids = labels.ndim == 1 or (labels.ndim == 2 and labels.shape[1] == 1)
             if activation == "softmax" and is_ids:

@@ -196,9 +196,12 @@ def test_bad_numbers(kwargs, match):
         (np.array([0, 1]), {"activation": "tanh"}, r"`activation` must be"),
         ((np.zeros(2), np.array([0, 1]), np.zeros(2)), {}, r"All sample weights are 0"),
         (np.array([], dtype=int), {}, r"The data is empty"),
-        # (n, T) per-step ids read as label vectors: rows do not sum to 1.
-        (np.array([[0, 1, 1], [1, 0, 0]]), {},
-         r"row 0 sums to 2.*shaped \(n, T, 1\)"),
+        # Integer (n, T) ids are ids (see test_per_step_ids_...); the same
+        # values as floats are label vectors whose rows do not sum to 1, and
+        # the message says why that is ambiguous.
+        (np.array([[0.0, 1, 1], [1, 0, 0]]), {},
+         r"row 0 sums to 2.*whole numbers.*per-step class ids.*integer ids"),
+        (np.array([[0, 1, 0], [1, 0, 0]]), {}, r"ambiguous.*cast one-hot labels"),
         (np.array([[0.5, 0.2], [0.3, 0.7]]), {}, r"must each sum to 1"),
     ],
 )
