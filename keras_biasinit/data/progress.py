@@ -11,7 +11,9 @@ the data in larger, merged batches. Passes after the first are labelled, as
     100/100 ━━━━━━━━━━━━━━━━━━━━ 1s 5ms/batch
 
 `verbose`: 0 is silent, 1 is a live bar, 2 is one line per pass (printed when
-the pass ends, like `fit(verbose=2)` per epoch). `"auto"` is 1 for data that is
+the pass ends, like `fit(verbose=2)` per epoch; where the total was unknown,
+the line gives the count read as the total, since Keras's one-line form needs
+one). `"auto"` is 1 for data that is
 streamed (a `tf.data.Dataset`, an iterable of batches) and 0 for an array or a
 single `(x, y)` / dict element held in memory, which is read in one step.
 """
@@ -71,5 +73,8 @@ class PassProgress:
         """Ends the bar (verbose=2 prints its line now) unless it already ended."""
         if self._bar is None:
             return
+        if self._total is None and self._bar.verbose == 2:
+            # Keras's one-line form needs a total; at the end it is known.
+            self._bar.target = self.done
         if self._total is None or self.done < self._total:
             self._bar.update(self.done, finalize=True)
