@@ -188,6 +188,8 @@ for bad, match in (({"num_classes": 0}, r"`num_classes` must be a positive"),
                    ({"num_classes": 2.5}, r"`num_classes` must be a positive"),
                    ({"smoothing": -1.0}, r"`smoothing` must be"),
                    ({"smoothing": float("nan")}, r"`smoothing` must be"),
+                   ({"smoothing": "x"}, r"`smoothing` must be.*'x'"),
+                   ({"ignore_class": 0.5}, r"`ignore_class` is an integer"),
                    ({"activation": "relu"}, r"`activation` must be")):
     case(f"bad_{'_'.join(map(str, bad.items()))}", np.array([0, 1, 1]), CPB, bad,
          ValueError, match, kinds=("array", "tf_batched"))

@@ -39,6 +39,44 @@ def _check_distributions(labels: np.ndarray) -> None:
         )
 
 
+def _check_smoothing(smoothing: Any) -> float:
+    try:
+        value = float(smoothing)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if isinstance(smoothing, (str, bytes)) or not np.isfinite(value) or value < 0:
+        raise ValueError(
+            "`smoothing` must be a finite, non-negative pseudo-count. "
+            f"Received: smoothing={smoothing!r}"
+        )
+    return value
+
+
+def _count(batches, counts: ClassCounts, activation: str,
+           ignore_class: Optional[int]) -> ClassCounts:
+    """Counts class ids (softmax, shape (n,) / (n, 1)) or sums label vectors."""
+    for labels, weights in batches:
+        is_ids = labels.ndim == 1 or (labels.ndim == 2 and labels.shape[1] == 1)
+        if activation == "softmax" and is_ids:
+            if ignore_class is not None:
+                labels = labels.reshape(-1)
+                keep = labels != ignore_class
+                labels = labels[keep]
+                weights = None if weights is None else weights[keep]
+            counts.update_ids(labels, weights)
+        elif ignore_class is not None:
+            raise ValueError(
+                "`ignore_class` applies to class ids, but the targets are label "
+                f"vectors of shape {labels.shape}. Leave it None, or mask the "
+                "vectors with sample weights."
+            )
+        else:
+            if activation == "softmax":
+                _check_distributions(labels)
+            counts.update_vectors(labels, weights)
+    return counts
+
+
 @keras.saving.register_keras_serializable(package="keras_biasinit")
 class ClassPriorBias(BiasInitializer):
     """Initializer that sets a classifier's output bias to the class priors.
@@ -149,6 +187,7 @@ class ClassPriorBias(BiasInitializer):
         activation: str = "softmax",
         smoothing: float = 0.0,
         batched: Optional[bool] = None,
+        ignore_class: Optional[int] = None,
     ) -> "ClassPriorBias":
         """Counts the classes in one pass over `dataset`.
 
@@ -182,6 +221,11 @@ class ClassPriorBias(BiasInitializer):
                 allows classes that never occur. Defaults to 0.
             batched: whether each element of a `tf.data.Dataset` is a batch.
                 Defaults to None (detected; see `keras_biasinit.data`).
+            ignore_class: a class id that is not counted (softmax ids only),
+                such as the padding id of a `padded_batch` pipeline: pass the
+                same value as `SparseCategoricalCrossentropy(ignore_class=...)`,
+                which leaves those ids out of the loss. Defaults to None: every
+                id counts, padding included, as Keras counts it without a mask.
 
         Returns:
             A `ClassPriorBias` whose `expected_loss` is the loss at step 0.
@@ -191,24 +235,22 @@ class ClassPriorBias(BiasInitializer):
                 f'`activation` must be "softmax" or "sigmoid". '
                 f"Received: activation={activation!r}"
             )
-        smoothing = float(smoothing)
-        if not np.isfinite(smoothing) or smoothing < 0:
+        smoothing = _check_smoothing(smoothing)
+        if ignore_class is not None and (
+            activation != "softmax" or isinstance(ignore_class, bool)
+            or not isinstance(ignore_class, (int, np.integer))
+        ):
             raise ValueError(
-                "`smoothing` must be a finite, non-negative pseudo-count. "
-                f"Received: smoothing={smoothing}"
+                "`ignore_class` is an integer class id to leave out (e.g. the "
+                "padding id), for softmax targets, as in Keras's "
+                "`SparseCategoricalCrossentropy(ignore_class=...)`. Received: "
+                f"ignore_class={ignore_class!r} with activation={activation!r}"
             )
-        counts = ClassCounts(num_classes)
-        for labels, weights in read_batches(
+        batches = read_batches(
             dataset, target=target, steps=steps, batched=batched, verbose=verbose,
             merge_batches=True, class_ids=activation == "softmax",
-        ):
-            is_ids = labels.ndim == 1 or (labels.ndim == 2 and labels.shape[1] == 1)
-            if activation == "softmax" and is_ids:
-                counts.update_ids(labels, weights)
-            else:
-                if activation == "softmax":
-                    _check_distributions(labels)
-                counts.update_vectors(labels, weights)
+        )
+        counts = _count(batches, ClassCounts(num_classes), activation, ignore_class)
         if counts.weight <= 0:
             raise ValueError("All sample weights are 0: there are no classes to count.")
         if activation == "softmax":

@@ -145,6 +145,52 @@ def test_float_vectors_stay_vectors_and_ids_stay_ids_when_weighted():
     np.testing.assert_allclose(init.priors, [12 / 18, 6 / 18], rtol=1e-12)
 
 
+def _padded_sequences(rng, pad):
+    """Variable-length per-step ids (classes 1..3), `padded_batch`ed with `pad`."""
+    seqs = [rng.choice([1, 2, 3], size=rng.integers(1, 9), p=[0.6, 0.3, 0.1])
+            for _ in range(30)]
+    ds = Dataset.from_generator(lambda: iter(seqs),
+                                output_signature=tf.TensorSpec((None,), tf.int64))
+    ds = ds.map(lambda y: (tf.zeros_like(y, tf.float32)[:, None], y))
+    padded = ds.padded_batch(8, padding_values=(0.0, tf.constant(pad, tf.int64)))
+    labels = np.concatenate([y for _, y in padded.unbatch().as_numpy_iterator()])
+    return padded, np.concatenate(seqs), labels
+
+
+def test_padded_batch_padding_counts_like_keras_without_a_mask(rng):
+    # Padding ids are counted, exactly as Keras's loss counts them without a
+    # mask: the prior bias is then the best constant for that loss.
+    padded, real, with_padding = _padded_sequences(rng, pad=0)
+    init = from_data(padded, num_classes=4)
+    freq = np.bincount(with_padding, minlength=4) / with_padding.size
+    np.testing.assert_allclose(init.priors, freq, rtol=1e-12)
+    assert freq[0] > 0 and not (real == 0).any()  # class 0 is only padding
+    # Keras's loss over every padded step (padding included) at the bias.
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    logits = np.broadcast_to(init.bias, with_padding.shape + (4,))
+    assert init.expected_loss == pytest.approx(float(loss(with_padding, logits)),
+                                               rel=1e-5)
+
+
+def test_ignore_class_leaves_the_padding_out_as_keras_does(rng):
+    # Classes 0..2, padded with -1, which Keras's loss leaves out.
+    padded, real, with_padding = _padded_sequences(rng, pad=0)
+    shifted = padded.map(lambda x, y: (x, y - 1))
+    init = from_data(shifted, num_classes=3, ignore_class=-1)
+    np.testing.assert_allclose(init.priors, np.bincount(real - 1) / real.size,
+                               rtol=1e-12)
+    # Keras's loss with ignore_class averages over the ids it keeps.
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True,
+                                                      ignore_class=-1)
+    y = with_padding - 1
+    keras_loss = float(loss(y, np.broadcast_to(init.bias, y.shape + (3,))))
+    assert init.expected_loss == pytest.approx(keras_loss, rel=1e-5)
+    with pytest.raises(ValueError, match=r"`ignore_class` is an integer class id"):
+        from_data(np.array([0, 1]), activation="sigmoid", ignore_class=0)
+    with pytest.raises(ValueError, match=r"`ignore_class` applies to class ids"):
+        from_data(np.eye(3)[[0, 1, 2]], ignore_class=0)
+
+
 def test_smoothing_is_a_pseudo_count():
     labels = np.array([0] * 6 + [1] * 3)
     init = from_data(labels, num_classes=3, smoothing=1.0)
