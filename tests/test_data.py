@@ -1,5 +1,6 @@
 """The reading room: any supported input -> NumPy (values, weights) batches."""
 
+import re
 
 import keras
 import numpy as np
@@ -422,6 +423,76 @@ def test_verbose_with_unknown_cardinality(capsys):
     assert "3/Unknown" in out and out.endswith("\n")
     list(read_batches((np.arange(2) for _ in range(4)), verbose="auto"))
     assert "4/Unknown" in capsys.readouterr().out
+
+
+def _printed(capsys):
+    """What was printed, without the bar's colour codes."""
+    return re.sub(r"\x1b\[[0-9;]*m", "", capsys.readouterr().out)
+
+
+def _pass_lines(out):
+    """The final state of each printed line (a live bar rewrites its line)."""
+    return [line.split("\r")[-1].strip() for line in out.strip().split("\n")]
+
+
+@pytest.mark.parametrize(
+    "make, total, unit",
+    [
+        (lambda: np.arange(10), 10, "example"),
+        (lambda: Dataset.range(10), 10, "example"),  # unbatched: its examples
+        (lambda: Dataset.range(200).batch(2), 100, "batch"),  # merged, still 100
+        (lambda: [np.arange(3)] * 4, 4, "batch"),
+    ],
+    ids=["array", "unbatched", "batched_merged", "list_of_batches"],
+)
+def test_progress_counts_the_inputs_own_batches_or_examples(capsys, make, total,
+                                                            unit):
+    # The bar counts what the user knows, against its known total, also when
+    # the pass merges the input's small batches (100 batches of 2 rows are
+    # read as one merged batch here).
+    for merge in (False, True):
+        list(read_batches(make(), verbose=1, merge_batches=merge))
+        (line,) = _pass_lines(_printed(capsys))
+        assert line.startswith(f"{total}/{total} ") and line.endswith(f"/{unit}")
+        # verbose=2: one line per pass, as fit prints one per epoch.
+        list(read_batches(make(), verbose=2, merge_batches=merge))
+        assert re.fullmatch(rf"{total}/{total} - \d+s - \d+[mu]?s/{unit}\n",
+                            _printed(capsys))
+        list(read_batches(make(), verbose=0, merge_batches=merge))
+        assert _printed(capsys) == ""
+
+
+def test_verbose_auto_is_silent_for_an_array_in_memory(capsys):
+    for data in (np.arange(10), (np.zeros((3, 2)), np.arange(3)),
+                 {"label": np.arange(3)}):
+        list(read_batches(data, target="label" if isinstance(data, dict) else None))
+        assert _printed(capsys) == ""
+    list(read_batches(Dataset.range(10).batch(5)))  # streamed: a bar
+    assert "2/2" in _printed(capsys)
+
+
+def test_progress_with_unknown_cardinality_at_every_verbose(capsys):
+    batched = Dataset.range(10).filter(lambda v: v > 2).batch(3)
+    unbatched = Dataset.range(10).filter(lambda u: u > 2)
+    for ds, count, unit in ((batched, 3, "batch"), (unbatched, 7, "example")):
+        list(read_batches(ds, verbose=1, merge_batches=True))
+        assert _pass_lines(_printed(capsys))[-1].startswith(f"{count}/Unknown")
+        list(read_batches(ds, verbose=2, merge_batches=True))
+        # Keras prints nothing at verbose=2 without a total: at the end of the
+        # pass it is known.
+        assert re.fullmatch(rf"{count}/{count} - \d+s - \d+[mu]?s/{unit}\n",
+                            _printed(capsys))
+
+
+def test_each_pass_after_the_first_is_labelled(capsys):
+    batches = read_batches(Dataset.range(6).batch(2), verbose=2)
+    for _ in range(3):
+        list(batches)
+    assert batches.passes == 3
+    lines = _pass_lines(_printed(capsys))
+    assert lines[0].startswith("3/3 - ")
+    assert lines[1] == "Pass 2" and lines[2].startswith("3/3 - ")
+    assert lines[3] == "Pass 3" and lines[4].startswith("3/3 - ")
 
 
 def test_bad_verbose_and_role():

@@ -37,12 +37,19 @@ weights of shape `(n, T)`); features are left as they are: Keras losses reduce o
 the last axis and weight every other element by the sample weight, and a layer's
 bias is per last-axis unit.
 
+With `class_ids=True` (softmax targets), integer targets of any shape are class
+ids instead: every id is a row of its own, as `SparseCategoricalCrossentropy`
+reads them (see `keras_biasinit.data.elements`). Targets and features must be
+numeric (bool, integer, float); a `tf.data` element spec is checked before the
+pass (`keras_biasinit.data.datasets`).
+
 How batched and unbatched datasets are told apart: see
-`keras_biasinit.data.batched`.
+`keras_biasinit.data.batched`. What the progress bar counts, and what
+`verbose="auto"` means: see `keras_biasinit.data.progress`.
 """
 
-from keras_biasinit.data.reading import PASS_BATCH_BYTES
-from keras_biasinit.data.reading import PASS_BATCH_SIZE
+from keras_biasinit.data.datasets import PASS_BATCH_BYTES
+from keras_biasinit.data.datasets import PASS_BATCH_SIZE
 from keras_biasinit.data.reading import Batches
 from keras_biasinit.data.reading import read_batches
 

@@ -83,16 +83,21 @@ def _pick(element: Any, target: Key, role: str) -> Tuple[Any, Any]:
     return element, None
 
 
-def _as_weights(weights: Any, value_shape: Tuple[int, ...]) -> np.ndarray:
+def _as_weights(weights: Any, value_shape: Tuple[int, ...],
+                ids: bool = False) -> np.ndarray:
     """Checked float64 weights, one per row, or one per element of
-    `value_shape[:-1]` for values of 3 or more dimensions (temporal weights)."""
+    `value_shape[:-1]` for values of 3 or more dimensions (temporal weights),
+    or, for class ids (`ids=True`), one per id."""
     n_rows = value_shape[0]
-    w = np.asarray(weights, dtype=np.float64)
+    w = _as_numeric(np.asarray(weights), "sample weights").astype(np.float64)
     if w.ndim == 0:
         w = w.reshape(1)
     if w.ndim == 2 and w.shape[1] == 1:
         w = w[:, 0]
     elements = tuple(value_shape[:-1]) if len(value_shape) > 2 else None
+    if ids:
+        squeezed = tuple(value_shape[:-1]) if value_shape[-1] == 1 else None
+        elements = squeezed if squeezed and len(squeezed) > 1 else tuple(value_shape)
     if w.shape != (n_rows,) and w.shape != elements:
         allowed = f"({n_rows},) or ({n_rows}, 1)" + (
             f" or {elements}" if elements else ""
@@ -131,17 +136,58 @@ def _check_not_nested(values: Any, role: str) -> None:
         )
 
 
-def _to_batch(values: Any, weights: Any, fold_rows: bool = True) -> Batch:
-    _check_not_nested(values, "target" if fold_rows else "features")
+def _as_numeric(y: np.ndarray, role: str) -> np.ndarray:
+    """`y` if it holds numbers (bool, int, float; bfloat16 as float32)."""
+    if y.dtype.kind in "biuf":
+        return y
+    if y.dtype.name.startswith(("bfloat16", "float8")):
+        return y.astype(np.float32)
+    raise TypeError(numeric_error(role, str(y.dtype)))
+
+
+def numeric_error(role: str, dtype: str) -> str:
+    """The message for data of a non-numeric dtype (NumPy's or TensorFlow's)."""
+    what = {"target": "Targets", "features": "Features"}.get(role, role.capitalize())
+    return (
+        f"{what} must be numeric (bool, integer or float); received dtype {dtype}. "
+        "Map string labels to integer ids first (e.g. `keras.layers.StringLookup`"
+        " in `Dataset.map`), and convert complex or other values to real numbers."
+    )
+
+
+def _fold_ids(y: np.ndarray, w: Optional[np.ndarray]) -> Batch:
+    """Integer class ids of any shape -> one id per row, each with its weight.
+
+    `SparseCategoricalCrossentropy` reads ids `(n, T)`, `(n, T, 1)` or
+    `(n, H, W)` against logits with one more axis and weights every id by its
+    example's weight (or by its own, for weights of the ids' shape).
+    """
+    if y.shape[-1] == 1:
+        y = y[..., 0]
+    if w is not None and w.size != y.size:  # one weight per example
+        w = np.repeat(w, y.size // max(y.shape[0], 1))
+    return y.reshape(-1), None if w is None else w.reshape(-1)
+
+
+def _to_batch(values: Any, weights: Any, fold_rows: bool = True,
+              ids: bool = False) -> Batch:
+    """Checked NumPy `(values, weights)` of one batch.
+
+    `fold_rows` folds targets of 3+ dimensions into rows of their last axis;
+    `ids` (softmax targets) folds integer targets of any shape into one id per
+    row instead.
+    """
+    role = "target" if fold_rows else "features"
+    _check_not_nested(values, role)
     _reject_composite(values)
     y = np.asarray(values)
     if y.ndim == 0:
         y = y.reshape(1)
-    if not (np.issubdtype(y.dtype, np.number) or y.dtype == bool):
-        raise TypeError(
-            f"Targets must be numeric; received an array of dtype {y.dtype}. Map "
-            "string labels to integer ids first (e.g. `keras.layers.StringLookup`)."
-        )
+    y = _as_numeric(y, role)
+    if ids and y.dtype.kind in "iu" and y.ndim >= 2:
+        _check_not_one_hot(y)
+        w = None if weights is None else _as_weights(weights, y.shape, ids=True)
+        return _fold_ids(y, w)
     w = None if weights is None else _as_weights(weights, y.shape)
     if fold_rows and y.ndim > 2:
         # Keras losses reduce the last axis and weight every remaining element
@@ -151,6 +197,26 @@ def _to_batch(values: Any, weights: Any, fold_rows: bool = True) -> Batch:
             w = np.repeat(w, per_example) if w.ndim == 1 else w.reshape(-1)
         y = y.reshape(-1, y.shape[-1])
     return y, w
+
+
+def _check_not_one_hot(y: np.ndarray) -> None:
+    """Integer `(n, k)` rows that are all one-hot: vectors or per-step ids?
+
+    Refused when a batch holds enough rows to tell (2 for k >= 3, 8 for k = 2,
+    where per-step ids [0, 1] / [1, 0] are common): integer one-hot labels
+    read as ids would give every class the same count, silently.
+    """
+    n, k = y.shape if y.ndim == 2 else (0, 0)
+    if k < 2 or n < (2 if k >= 3 else 8) or y.min() < 0 or y.max() > 1:
+        return
+    if (y.sum(axis=1) == 1).all():
+        raise ValueError(
+            f"Integer labels of shape {y.shape} with exactly one 1 in every row are "
+            "ambiguous under softmax: one-hot vectors (CategoricalCrossentropy) or "
+            "per-step class ids (SparseCategoricalCrossentropy). Integer labels are"
+            " read as class ids: cast one-hot labels to float (e.g. "
+            "`tf.cast(y, tf.float32)`), or shape per-step ids (n, T, 1)."
+        )
 
 
 def _is_array(value: Any) -> bool:

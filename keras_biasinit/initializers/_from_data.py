@@ -38,6 +38,8 @@ class Recipe:
         search: a new `keras_biasinit.stats._driver.Search` (None for a state).
         memory_budget: bytes the search may hold.
         role: `"target"` or `"features"`: what the statistic reads.
+        class_ids: read integer targets of any rank as class ids (see
+            `keras_biasinit.data.read_batches`).
     """
 
     finish: Callable[[Any], keras.initializers.Initializer]
@@ -45,6 +47,7 @@ class Recipe:
     search: Optional[Callable[[], Search]] = None
     memory_budget: int = DEFAULT_MEMORY_BUDGET
     role: str = "target"
+    class_ids: bool = False
 
     def compute(self, batches, reducer: Optional[Reducer] = None):
         """The initializer from `batches`, merged by `reducer` over shards."""
@@ -62,6 +65,7 @@ def from_data(recipe: Recipe, dataset: Any, *, target: Key, steps, verbose,
     the strategy in scope); the body of every `from_dataset`."""
     reducer = reducer_for(strategy)
     batches = read_batches(dataset, target=target, role=recipe.role, steps=steps,
-                           batched=batched, verbose=verbose, merge_batches=True)
+                           batched=batched, verbose=verbose, merge_batches=True,
+                           class_ids=recipe.class_ids)
     batches.allow_empty = reducer.distributed  # the union is checked, not a shard
     return recipe.compute(batches, reducer)

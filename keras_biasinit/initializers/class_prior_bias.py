@@ -25,28 +25,75 @@ def _check_distributions(labels: np.ndarray) -> None:
     sums = labels.sum(axis=1, dtype=np.float64)
     bad = np.flatnonzero(np.abs(sums - 1.0) > 1e-3)
     if bad.size:
+        row = labels[bad[0]]
+        whole = bool(np.all(np.isfinite(row)) and np.all(row == np.round(row)))
+        hint = (
+            " Its values are whole numbers, so these may be per-step class ids "
+            "(SparseCategoricalCrossentropy): float labels of shape (n, k) are "
+            "ambiguous and read as label vectors; pass integer ids (e.g. "
+            "`tf.cast(y, tf.int32)`), which are read as ids whatever their shape."
+            if whole else ""
+        )
         raise ValueError(
             f"Under softmax, label vectors must each sum to 1 (one-hot or soft "
-            f"labels); row {bad[0]} sums to {sums[bad[0]]:g}. Per-step class ids "
-            "of shape (n, T) should be shaped (n, T, 1); several independent "
-            'labels per example need activation="sigmoid".'
+            f"labels); row {bad[0]} sums to {sums[bad[0]]:g}.{hint} Several "
+            'independent labels per example need activation="sigmoid".'
+        )
+
+
+def _check_smoothing(smoothing: Any) -> float:
+    try:
+        value = float(smoothing)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if isinstance(smoothing, (str, bytes)) or not np.isfinite(value) or value < 0:
+        raise ValueError(
+            "`smoothing` must be a finite, non-negative pseudo-count. "
+            f"Received: smoothing={smoothing!r}"
+        )
+    return value
+
+
+def _check_ignore_class(ignore_class: Any, activation: str) -> None:
+    if ignore_class is not None and (
+        activation != "softmax" or isinstance(ignore_class, bool)
+        or not isinstance(ignore_class, (int, np.integer))
+    ):
+        raise ValueError(
+            "`ignore_class` is an integer class id to leave out (e.g. the "
+            "padding id), for softmax targets, as in Keras's "
+            "`SparseCategoricalCrossentropy(ignore_class=...)`. Received: "
+            f"ignore_class={ignore_class!r} with activation={activation!r}"
         )
 
 
 class _LabelCounts(ClassCounts):
     """`ClassCounts` that reads labels as the output's loss does: under softmax
-    integer ids `(n,)` / `(n, 1)` or distributions `(n, k)`; under sigmoid
-    per-output values in [0, 1]."""
+    class ids (`(n,)` / `(n, 1)` after the reading room folded them) or
+    distributions `(n, k)`; under sigmoid per-output values in [0, 1]."""
 
-    def __init__(self, num_classes: Optional[int], activation: str) -> None:
+    def __init__(self, num_classes: Optional[int], activation: str,
+                 ignore_class: Optional[int] = None) -> None:
         super().__init__(num_classes)
         self.activation = activation
+        self.ignore_class = ignore_class
 
     def update(self, values, weights=None) -> "_LabelCounts":
         labels = np.asarray(values)
         is_ids = labels.ndim == 1 or (labels.ndim == 2 and labels.shape[1] == 1)
         if self.activation == "softmax" and is_ids:
+            if self.ignore_class is not None:
+                labels = labels.reshape(-1)
+                keep = labels != self.ignore_class
+                labels = labels[keep]
+                weights = None if weights is None else np.asarray(weights)[keep]
             return self.update_ids(labels, weights)
+        if self.ignore_class is not None:
+            raise ValueError(
+                "`ignore_class` applies to class ids, but the targets are label "
+                f"vectors of shape {labels.shape}. Leave it None, or mask the "
+                "vectors with sample weights."
+            )
         if self.activation == "softmax":
             _check_distributions(labels)
         return self.update_vectors(labels, weights)
@@ -162,15 +209,23 @@ class ClassPriorBias(BiasInitializer):
         activation: str = "softmax",
         smoothing: float = 0.0,
         batched: Optional[bool] = None,
+        ignore_class: Optional[int] = None,
         strategy: Optional[tf.distribute.Strategy] = None,
     ) -> "ClassPriorBias":
         """Counts the classes in one pass over `dataset`.
 
-        Softmax targets are integer class ids of shape `(n,)` or `(n, 1)`
-        (`SparseCategoricalCrossentropy`) or label vectors `(n, num_classes)`,
-        one-hot or soft (`CategoricalCrossentropy`). Sigmoid targets are values
-        in [0, 1] of shape `(n,)` / `(n, 1)` (binary) or `(n, k)` (multi-label).
-        Sample weights in `(x, y, sample_weight)` elements weight the counts.
+        Softmax targets are class ids (`SparseCategoricalCrossentropy`) or
+        label vectors `(n, num_classes)`, one-hot or soft
+        (`CategoricalCrossentropy`). Integer targets are ids whatever their
+        shape: `(n,)`, `(n, 1)`, per-step `(n, T)` / `(n, T, 1)`, per-pixel
+        `(n, H, W)`; every id is counted, weighted by its example's weight (or
+        its own, for weights of the ids' shape), as Keras weights the loss.
+        Float targets of shape `(n,)` / `(n, 1)` are ids too, wider float
+        targets are label vectors (the last axis). Integer `(n, k)` labels
+        whose rows are all one-hot are ambiguous and refused: cast one-hot
+        labels to float. Sigmoid targets are values in [0, 1] of shape `(n,)` /
+        `(n, 1)` (binary) or `(n, k)` (multi-label). Sample weights in
+        `(x, y, sample_weight)` elements weight the counts.
 
         Args:
             dataset: a `tf.data.Dataset` (batched or not), tfds dataset, NumPy
@@ -189,6 +244,11 @@ class ClassPriorBias(BiasInitializer):
                 allows classes that never occur. Defaults to 0.
             batched: whether each element of a `tf.data.Dataset` is a batch.
                 Defaults to None (detected; see `keras_biasinit.data`).
+            ignore_class: a class id that is not counted (softmax ids only),
+                such as the padding id of a `padded_batch` pipeline: pass the
+                same value as `SparseCategoricalCrossentropy(ignore_class=...)`,
+                which leaves those ids out of the loss. Defaults to None: every
+                id counts, padding included, as Keras counts it without a mask.
             strategy: a `tf.distribute.Strategy`; under a multi-worker one each
                 worker reads its shard and every worker gets the priors of the
                 union (see `keras_biasinit.distribute`). Defaults to None: the
@@ -197,24 +257,21 @@ class ClassPriorBias(BiasInitializer):
         Returns:
             A `ClassPriorBias` whose `expected_loss` is the loss at step 0.
         """
-        recipe = cls._recipe(num_classes, activation, smoothing)
+        recipe = cls._recipe(num_classes, activation, smoothing, ignore_class)
         return from_data(recipe, dataset, target=target, steps=steps,
                          verbose=verbose, batched=batched, strategy=strategy)
 
     @classmethod
     def _recipe(cls, num_classes: Optional[int] = None, activation: str = "softmax",
-                smoothing: float = 0.0) -> Recipe:
+                smoothing: float = 0.0, ignore_class: Optional[int] = None
+                ) -> Recipe:
         if activation not in _ACTIVATIONS:
             raise ValueError(
                 f'`activation` must be "softmax" or "sigmoid". '
                 f"Received: activation={activation!r}"
             )
-        smoothing = float(smoothing)
-        if not np.isfinite(smoothing) or smoothing < 0:
-            raise ValueError(
-                "`smoothing` must be a finite, non-negative pseudo-count. "
-                f"Received: smoothing={smoothing}"
-            )
+        smoothing = _check_smoothing(smoothing)
+        _check_ignore_class(ignore_class, activation)
         ClassCounts(num_classes)  # checks `num_classes` before a long pass
 
         def finish(result: CountsResult) -> "ClassPriorBias":
@@ -222,8 +279,10 @@ class ClassPriorBias(BiasInitializer):
                 return cls._softmax(result, smoothing)
             return cls._sigmoid(result, smoothing)
 
-        return Recipe(state=lambda: _LabelCounts(num_classes, activation),
-                      finish=finish)
+        return Recipe(
+            state=lambda: _LabelCounts(num_classes, activation, ignore_class),
+            finish=finish, class_ids=activation == "softmax",
+        )
 
     @classmethod
     def _softmax(cls, counts: CountsResult, smoothing: float) -> "ClassPriorBias":

@@ -25,11 +25,21 @@ def as_columns(values: np.ndarray, check: bool = True) -> np.ndarray:
 
 
 def check_finite(y: np.ndarray) -> None:
-    if not np.isfinite(y).all():
-        bad = int(np.size(y) - np.count_nonzero(np.isfinite(y)))
+    """Raises if `y` holds NaN/inf, naming how many and the first one's row.
+
+    The row is the row of the batch (axis 0); for an array read whole, the
+    batch is the array, so it is the row of the data.
+    """
+    finite = np.isfinite(y)
+    if not finite.all():
+        bad = int(np.size(y) - np.count_nonzero(finite))
+        first = np.unravel_index(int(np.argmin(finite.reshape(-1))), np.shape(y))
+        row = int(first[0]) if first else 0
         raise ValueError(
             f"The data (targets, or features for HeScaled) contain {bad} NaN or "
-            "inf value(s). Remove or impute them in the pipeline (e.g. "
+            f"inf value(s), the first in row {row} of the batch "
+            f"({float(np.asarray(y)[first])}; for an array read whole, the batch "
+            "is the array). Remove or impute them in the pipeline (e.g. "
             "`dataset.filter(...)` or `np.nan_to_num`) before computing an "
             "initializer from them."
         )

@@ -55,6 +55,7 @@ from keras_biasinit.stats._budget import collect_capacity
 from keras_biasinit.stats._driver import solve
 from keras_biasinit.stats._huber_search import huber_loss
 from keras_biasinit.stats._keys import from_keys
+from keras_biasinit.stats._keys import to_keys
 from keras_biasinit.stats._plan import BIN
 from keras_biasinit.stats._plan import COLLECT
 from keras_biasinit.stats._plan import PROBE
@@ -187,8 +188,8 @@ def _exact_root(psi, low: float, high: float, t: float) -> float:
         elif t >= high:
             t = np.nextafter(high, -np.inf)
         if not low < t < high:  # no Newton step (slope 0, or bisecting now)
-            keys = _passes.to_keys(np.array([low, high]))
-            t = float(_passes.from_keys(keys[0] + (keys[1] - keys[0]) // 2))
+            keys = to_keys(np.array([low, high]))
+            t = float(from_keys(keys[0] + (keys[1] - keys[0]) // 2))
     psi_low = psi(low)[0] if psi_low is None else psi_low
     psi_high = psi(high)[0] if psi_high is None else psi_high
     return float(low if -psi_low <= psi_high else high)

@@ -72,6 +72,125 @@ def test_sample_weights_weight_the_counts(ids, rng):
         stats.entropy(freq) * w.sum() / ids.size, rel=1e-12)
 
 
+def _keras_sparse_loss(y, bias, w=None):
+    """Keras's own SparseCategoricalCrossentropy at constant logits = bias."""
+    logits = np.broadcast_to(bias, np.shape(y) + (bias.shape[0],))
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    return float(loss(y, logits.astype("float32"), sample_weight=w))
+
+
+def _weighted_freq(ids, w, num_classes):
+    counts = np.bincount(ids.reshape(-1), weights=w.reshape(-1),
+                         minlength=num_classes)
+    return counts / counts.sum()
+
+
+@pytest.mark.parametrize("shape", [(60, 5), (60, 5, 1), (60, 3, 4), (60, 1)])
+@pytest.mark.parametrize("weighting", ["none", "per_example", "per_id"])
+def test_integer_ids_of_any_rank_are_ids(rng, shape, weighting):
+    # Per-step (n, T), (n, T, 1) and per-pixel (n, H, W) integer ids: every id
+    # counts, weighted as Keras weights it, and the loss at the prior bias is
+    # what Keras's SparseCategoricalCrossentropy reports on those logits.
+    ids = rng.choice(4, size=shape, p=[0.5, 0.3, 0.15, 0.05])
+    id_shape = shape[:-1] if shape[-1] == 1 and len(shape) > 2 else shape
+    w = {"none": None, "per_example": rng.uniform(0.2, 2.0, size=shape[0]),
+         "per_id": rng.uniform(0.0, 2.0, size=id_shape)}[weighting]
+    # Keras broadcasts per-example weights given as (n, 1, ...), not (n,).
+    keras_w = None if w is None else w.reshape(
+        w.shape + (1,) * (len(id_shape) - w.ndim))
+    full_w = np.ones(id_shape) if w is None else np.broadcast_to(keras_w, id_shape)
+    freq = _weighted_freq(ids, full_w, 4)
+    x = np.zeros((shape[0], 2))
+    element = (x, ids) if w is None else (x, ids, w)
+    for data in (element, Dataset.from_tensor_slices(element).batch(7),
+                 Dataset.from_tensor_slices(element)):
+        init = from_data(data, num_classes=4)
+        np.testing.assert_allclose(init.priors, freq, rtol=1e-12)
+        expected = _keras_sparse_loss(ids, init.bias, keras_w)
+        assert init.expected_loss == pytest.approx(expected, rel=1e-5)
+
+
+def test_per_step_ids_through_a_model_evaluate(rng):
+    # A sequence model's loss at init, as Keras's own evaluate reports it, with
+    # temporal sample weights (n, T) (e.g. a padding mask of 0/1).
+    n, steps, classes = 40, 6, 3
+    ids = rng.choice(classes, size=(n, steps), p=[0.7, 0.2, 0.1])
+    w = (rng.random((n, steps)) > 0.2).astype("float32")
+    x = rng.normal(size=(n, steps, 2)).astype("float32")
+    init = from_data(Dataset.from_tensor_slices((x, ids, w)).batch(16))
+    model = keras.Sequential([
+        keras.Input((steps, 2)),
+        keras.layers.Dense(classes, kernel_initializer="zeros",
+                           bias_initializer=init),
+    ])
+    model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    measured = model.evaluate(x, ids, sample_weight=w, batch_size=n, verbose=0)
+    assert init.expected_loss == pytest.approx(measured, rel=1e-5)
+    np.testing.assert_allclose(init.priors, _weighted_freq(ids, w, classes),
+                               rtol=1e-12)
+
+
+def test_float_vectors_stay_vectors_and_ids_stay_ids_when_weighted():
+    # The same labels as integer one-hot (ambiguous, refused), float one-hot
+    # (vectors) and integer ids (n,) give one answer where they are allowed.
+    ids = np.array([0, 1, 2, 2, 1, 2])
+    by_ids = from_data(ids)
+    by_vectors = from_data(np.eye(3)[ids])
+    np.testing.assert_allclose(by_ids.bias, by_vectors.bias, rtol=1e-12)
+    with pytest.raises(ValueError, match=r"ambiguous.*cast one-hot labels to float"):
+        from_data(np.eye(3, dtype="int64")[ids])
+    # (n, T, 1) is never one-hot: per-step ids whatever the values.
+    per_step = np.eye(3, dtype="int64")[ids][:, :, None]
+    init = from_data(per_step, num_classes=2)
+    np.testing.assert_allclose(init.priors, [12 / 18, 6 / 18], rtol=1e-12)
+
+
+def _padded_sequences(rng, pad):
+    """Variable-length per-step ids (classes 1..3), `padded_batch`ed with `pad`."""
+    seqs = [rng.choice([1, 2, 3], size=rng.integers(1, 9), p=[0.6, 0.3, 0.1])
+            for _ in range(30)]
+    ds = Dataset.from_generator(lambda: iter(seqs),
+                                output_signature=tf.TensorSpec((None,), tf.int64))
+    ds = ds.map(lambda y: (tf.zeros_like(y, tf.float32)[:, None], y))
+    padded = ds.padded_batch(8, padding_values=(0.0, tf.constant(pad, tf.int64)))
+    labels = np.concatenate([y for _, y in padded.unbatch().as_numpy_iterator()])
+    return padded, np.concatenate(seqs), labels
+
+
+def test_padded_batch_padding_counts_like_keras_without_a_mask(rng):
+    # Padding ids are counted, exactly as Keras's loss counts them without a
+    # mask: the prior bias is then the best constant for that loss.
+    padded, real, with_padding = _padded_sequences(rng, pad=0)
+    init = from_data(padded, num_classes=4)
+    freq = np.bincount(with_padding, minlength=4) / with_padding.size
+    np.testing.assert_allclose(init.priors, freq, rtol=1e-12)
+    assert freq[0] > 0 and not (real == 0).any()  # class 0 is only padding
+    # Keras's loss over every padded step (padding included) at the bias.
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    logits = np.broadcast_to(init.bias, with_padding.shape + (4,))
+    assert init.expected_loss == pytest.approx(float(loss(with_padding, logits)),
+                                               rel=1e-5)
+
+
+def test_ignore_class_leaves_the_padding_out_as_keras_does(rng):
+    # Classes 0..2, padded with -1, which Keras's loss leaves out.
+    padded, real, with_padding = _padded_sequences(rng, pad=0)
+    shifted = padded.map(lambda x, y: (x, y - 1))
+    init = from_data(shifted, num_classes=3, ignore_class=-1)
+    np.testing.assert_allclose(init.priors, np.bincount(real - 1) / real.size,
+                               rtol=1e-12)
+    # Keras's loss with ignore_class averages over the ids it keeps.
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True,
+                                                      ignore_class=-1)
+    y = with_padding - 1
+    keras_loss = float(loss(y, np.broadcast_to(init.bias, y.shape + (3,))))
+    assert init.expected_loss == pytest.approx(keras_loss, rel=1e-5)
+    with pytest.raises(ValueError, match=r"`ignore_class` is an integer class id"):
+        from_data(np.array([0, 1]), activation="sigmoid", ignore_class=0)
+    with pytest.raises(ValueError, match=r"`ignore_class` applies to class ids"):
+        from_data(np.eye(3)[[0, 1, 2]], ignore_class=0)
+
+
 def test_smoothing_is_a_pseudo_count():
     labels = np.array([0] * 6 + [1] * 3)
     init = from_data(labels, num_classes=3, smoothing=1.0)
@@ -196,9 +315,12 @@ def test_bad_numbers(kwargs, match):
         (np.array([0, 1]), {"activation": "tanh"}, r"`activation` must be"),
         ((np.zeros(2), np.array([0, 1]), np.zeros(2)), {}, r"All sample weights are 0"),
         (np.array([], dtype=int), {}, r"The data is empty"),
-        # (n, T) per-step ids read as label vectors: rows do not sum to 1.
-        (np.array([[0, 1, 1], [1, 0, 0]]), {},
-         r"row 0 sums to 2.*shaped \(n, T, 1\)"),
+        # Integer (n, T) ids are ids (see test_per_step_ids_...); the same
+        # values as floats are label vectors whose rows do not sum to 1, and
+        # the message says why that is ambiguous.
+        (np.array([[0.0, 1, 1], [1, 0, 0]]), {},
+         r"row 0 sums to 2.*whole numbers.*per-step class ids.*integer ids"),
+        (np.array([[0, 1, 0], [1, 0, 0]]), {}, r"ambiguous.*cast one-hot labels"),
         (np.array([[0.5, 0.2], [0.3, 0.7]]), {}, r"must each sum to 1"),
     ],
 )

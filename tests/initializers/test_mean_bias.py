@@ -92,6 +92,7 @@ def test_steps_verbose_and_infinite_dataset(capsys):
         from_data(ds)
     init = MeanBias.from_dataset(ds, steps=3, verbose=1)  # 1, 2, 6
     assert init.bias.tolist() == [3.0]
-    assert "1/1" in capsys.readouterr().out  # one pass batch of 3 examples
+    # The bar counts the 3 examples read (issue 10), not the one merged batch.
+    assert "3/3" in capsys.readouterr().out
     MeanBias.from_dataset(ds, steps=3, verbose=0)
     assert capsys.readouterr().out == ""

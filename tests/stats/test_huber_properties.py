@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from scipy import optimize
 
 from keras_biasinit.stats import huber_location
-from keras_biasinit.stats._passes import to_keys
+from keras_biasinit.stats._keys import to_keys
 from keras_biasinit.stats.huber import huber_location_1d
 from tests.stats._batches import TINY, split
 
