@@ -16,8 +16,11 @@ $(DEV_STAMP): pyproject.toml
 
 install: $(DEV_STAMP)
 
+# Everything under TensorFlow, then the Keras-facing tests (marked `keras`)
+# again under JAX; each run prints its own summary.
 test: $(DEV_STAMP)
-	$(BIN)/python -m pytest
+	KERAS_BACKEND=tensorflow $(BIN)/python -m pytest
+	KERAS_BACKEND=jax $(BIN)/python -m pytest -m keras
 
 demo: $(DEV_STAMP)
 	$(BIN)/python examples/demo.py

@@ -1,13 +1,22 @@
-"""Shared test set-up.
+"""Shared test set-up, for every Keras backend the suite runs under.
 
-TensorFlow must be told about the two logical CPU devices (for the
-MirroredStrategy tests) before it initialises its devices, so it happens here,
-at import, before any test module runs an op.
+`make test` runs the suite twice: everything under TensorFlow, then the tests
+marked `keras` (the modules that use Keras) under `KERAS_BACKEND=jax`. Keras
+picks its backend when it is first imported, so the choice is made here, before
+any test module imports it. TensorFlow is imported under both backends (the
+data room reads `tf.data` with it).
+
+Under TensorFlow, TF must be told about two logical CPU devices (for the
+MirroredStrategy tests) before it initialises its devices; under JAX, XLA is
+asked for two host devices (for `keras.distribution.DataParallel`) before JAX
+is imported. Both happen here, at import, before any test module runs an op.
 """
 
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+if os.environ.get("KERAS_BACKEND") == "jax":
+    os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -19,6 +28,18 @@ tf.config.set_logical_device_configuration(
 )
 
 import keras  # noqa: E402
+
+BACKEND = keras.backend.backend()
+
+
+def pytest_report_header(config):
+    return f"keras backend: {BACKEND} (keras {keras.__version__})"
+
+
+def pytest_runtest_setup(item):
+    if BACKEND != "tensorflow" and item.get_closest_marker("tf_only"):
+        pytest.skip(f"TensorFlow-only by nature (tf.function graphs); "
+                    f"backend is {BACKEND}")
 
 
 @pytest.fixture
@@ -34,8 +55,31 @@ def two_cpu_strategy():
     One per session: a second MirroredStrategy in the same process reuses the
     collective instance keys of the first, so `fit` in two tests with different
     models fails ("Shape mismatch in the collective instance 100").
+    Under another backend the test is skipped: `tf.distribute` strategies hold
+    TensorFlow variables only (tests/test_backends.py covers JAX's
+    `keras.distribution.DataParallel`).
     """
+    if BACKEND != "tensorflow":
+        pytest.skip(f"tf.distribute strategies are TensorFlow-only; backend is "
+                    f"{BACKEND}")
     return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+
+
+@pytest.fixture(autouse=True)
+def _float64(request):
+    """Tests marked `float64` get float64 tensors under JAX too.
+
+    JAX has no float64 unless `jax_enable_x64` is on (Keras's own initializers
+    then truncate to float32 with a warning), so these tests turn it on for
+    their duration, as a JAX user who wants float64 does.
+    """
+    if BACKEND == "jax" and request.node.get_closest_marker("float64"):
+        import jax
+
+        with jax.enable_x64(True):
+            yield
+    else:
+        yield
 
 
 @pytest.fixture(autouse=True)

@@ -10,6 +10,8 @@ import tensorflow as tf
 from keras_biasinit.data import PASS_BATCH_SIZE
 from keras_biasinit.data import read_batches
 
+pytestmark = pytest.mark.keras  # runs under every backend (conftest.py)
+
 Dataset = tf.data.Dataset
 
 

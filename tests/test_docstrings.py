@@ -7,6 +7,8 @@ import keras
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.keras  # runs under every backend (conftest.py)
+
 MODULES_WITH_EXAMPLES = [
     "keras_biasinit.data.reading",
     "keras_biasinit.stats.class_counts",

@@ -10,6 +10,8 @@ from scipy import special
 
 import keras_biasinit as kbi
 
+pytestmark = pytest.mark.keras  # runs under every backend (conftest.py)
+
 N, D = 96, 5
 
 
@@ -141,6 +143,7 @@ def test_model_saves_and_loads_without_custom_objects(initializers, tmp_path):
 # ---------------------------------------------------------------- runtimes
 
 
+@pytest.mark.tf_only
 def test_graph_mode(initializers):
     for name in NAMES:
         init = initializers[name]

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 MARKER = "SUMMARY_JSON:"
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.keras]
 
 
 def _execute(name, inject, tmp_path, monkeypatch):

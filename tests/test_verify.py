@@ -9,6 +9,8 @@ import tensorflow as tf
 
 import keras_biasinit as kbi
 
+pytestmark = pytest.mark.keras  # runs under every backend (conftest.py)
+
 
 @pytest.fixture(scope="module")
 def regression():

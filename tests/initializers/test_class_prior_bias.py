@@ -10,6 +10,8 @@ from scipy import stats
 
 from keras_biasinit import ClassPriorBias
 
+pytestmark = pytest.mark.keras  # runs under every backend (conftest.py)
+
 Dataset = tf.data.Dataset
 
 
@@ -258,6 +260,7 @@ def test_constructor_normalises_counts():
     np.testing.assert_allclose(sig.bias, [np.log(1 / 3), 0.0], atol=1e-12)
 
 
+@pytest.mark.float64
 def test_call_emits_the_bias():
     init = ClassPriorBias([0.7, 0.2, 0.1])
     value = init(shape=(3,))

@@ -18,6 +18,8 @@ import keras_biasinit as kbi
 from keras_biasinit import HeScaled
 from tests.initializers._strategy import assert_mirrored_kernel_and_fit
 
+pytestmark = pytest.mark.keras  # runs under every backend (conftest.py)
+
 # Keras's truncation constant: the std of a unit normal truncated to [-2, 2].
 KERAS_TRUNCATION = 0.87962566103423978
 
@@ -360,6 +362,7 @@ def test_model_saves_and_loads_without_custom_objects(cancer, tmp_path):
     )
 
 
+@pytest.mark.tf_only
 def test_graph_mode_matches_eager():
     init = HeScaled(seed=17, second_moment=2.0)
     graph = tf.function(lambda: init((12, 9)), autograph=False)()
@@ -381,7 +384,9 @@ def test_mixed_precision_gets_float32_kernels(policy):
     np.testing.assert_array_equal(_np(layer.kernel), _np(HeScaled(seed=2)((4, 5))))
 
 
-@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float64"])
+@pytest.mark.parametrize(
+    "dtype", ["float16", "bfloat16", pytest.param("float64", marks=pytest.mark.float64)]
+)
 def test_other_float_dtypes(dtype):
     values = HeScaled(seed=2)((40, 30), dtype=dtype)
     assert keras.backend.standardize_dtype(values.dtype) == dtype

@@ -9,6 +9,8 @@ from scipy import optimize
 
 from keras_biasinit import HuberBias
 
+pytestmark = pytest.mark.keras  # runs under every backend (conftest.py)
+
 Dataset = tf.data.Dataset
 
 

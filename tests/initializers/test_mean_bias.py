@@ -8,6 +8,8 @@ import tensorflow as tf
 
 from keras_biasinit import MeanBias
 
+pytestmark = pytest.mark.keras  # runs under every backend (conftest.py)
+
 Dataset = tf.data.Dataset
 
 

@@ -16,6 +16,8 @@ import keras_biasinit as kbi
 from keras_biasinit import Sparse
 from tests.initializers._strategy import assert_mirrored_kernel_and_fit
 
+pytestmark = pytest.mark.keras  # runs under every backend (conftest.py)
+
 
 def _np(x):
     return keras.ops.convert_to_numpy(x)
@@ -204,6 +206,7 @@ def test_model_saves_and_loads_without_custom_objects(tmp_path):
     np.testing.assert_array_equal(_nonzeros_per_unit(loaded.layers[0].kernel), [5] * 6)
 
 
+@pytest.mark.tf_only
 def test_graph_mode_matches_eager():
     init = Sparse(6, seed=17)
     graph = tf.function(lambda: init((3, 3, 4, 10)), autograph=False)()
@@ -225,7 +228,9 @@ def test_mixed_precision_gets_float32_kernels(policy):
     np.testing.assert_array_equal(_np(layer.kernel), _np(Sparse(3, seed=2)((40, 5))))
 
 
-@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float64"])
+@pytest.mark.parametrize(
+    "dtype", ["float16", "bfloat16", pytest.param("float64", marks=pytest.mark.float64)]
+)
 def test_other_float_dtypes_keep_exact_counts(dtype):
     values = Sparse(9, seed=2)((60, 50), dtype=dtype)
     assert keras.backend.standardize_dtype(values.dtype) == dtype
