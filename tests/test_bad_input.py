@@ -19,6 +19,8 @@ import tensorflow as tf
 import keras_biasinit as kbi
 from keras_biasinit.data import read_batches
 
+pytestmark = pytest.mark.keras
+
 Dataset = tf.data.Dataset
 CPB = kbi.ClassPriorBias.from_dataset
 MEAN = kbi.MeanBias.from_dataset
