@@ -65,8 +65,8 @@ def probed(result, j: int, delta: float, low: float, high: float):
     `p - delta` and the smallest at or above `p + delta`, so psi is 0 exactly on
     [lo + delta, hi - delta] and the location is its midpoint, (lo + hi) / 2.
     """
-    psi, near, lo, hi = result.psi[:, j]
-    points = result.psi_points[j]
+    psi, near, lo, hi = (part[j] for part in result.probes)
+    points = result.probe_points[j]
     scale = delta * result.summary.weight
     flat = np.flatnonzero((np.abs(psi) <= 1e-12 * scale) & (near == 0))
     if flat.size and np.isfinite(lo[flat[0]]) and np.isfinite(hi[flat[0]]):

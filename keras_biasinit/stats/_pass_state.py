@@ -11,8 +11,6 @@ merged as sets), so shards of the data give the union's `PassResult`.
 
 from __future__ import annotations
 
-from typing import List
-
 import numpy as np
 
 from keras_biasinit.stats._budget import BIN_BYTES
@@ -33,11 +31,17 @@ from keras_biasinit.stats._plan import BIN
 from keras_biasinit.stats._plan import COLLECT
 from keras_biasinit.stats._plan import PROBE
 from keras_biasinit.stats._plan import PROBES
+from keras_biasinit.stats._plan import Collected
+from keras_biasinit.stats._plan import Histograms
 from keras_biasinit.stats._plan import PassResult
 from keras_biasinit.stats._plan import Plan
+from keras_biasinit.stats._plan import Probes
 from keras_biasinit.stats.state import Arrays
 
-_BIN_NAMES = ("bin_count", "bin_weight", "bin_sum", "bin_kmin", "bin_kmax")
+# How each part merges: sums add, extremes combine.
+_BIN_MERGE = Histograms(np.add, np.add, np.add, np.minimum, np.maximum)
+_BIN_DTYPES = Histograms(np.int64, np.float64, np.float64, np.uint64, np.uint64)
+_PROBE_MERGE = Probes(np.add, np.add, np.maximum, np.minimum)
 
 
 def _merge_duplicates(cols, keys, weights):
@@ -88,7 +92,8 @@ class _Collector:
     def result(self):
         self._merge()
         n = self.size
-        return self.cols[:n].copy(), self.keys[:n].copy(), self.weights[:n].copy()
+        return Collected(self.cols[:n].copy(), self.keys[:n].copy(),
+                         self.weights[:n].copy())
 
 
 class _Overflow(Exception):
@@ -162,7 +167,7 @@ class PassState:
         self.all_inside = self._all_in_windows()
         self.collector = (_Collector(collect_capacity(meter.budget))
                           if self.collecting.any() else None)
-        self.psi = self._new_psi() if self.probe_cols.size else None
+        self.probes = self._new_probes() if self.probe_cols.size else None
         if hold:
             meter.hold(self.rows_per_chunk * d * CHUNK_BYTES_PER_ELEMENT)
             if self.bins is not None:
@@ -170,17 +175,15 @@ class PassState:
             if self.collector is not None:
                 meter.hold(self.collector.capacity * ENTRY_BYTES)
 
-    def _new_bins(self) -> List[np.ndarray]:
+    def _new_bins(self) -> Histograms:
         shape = (self.plan.columns, self.plan.windows, 2, self.plan.bins)
-        return [np.zeros(shape, np.int64), np.zeros(shape), np.zeros(shape),
-                np.full(shape, MAX_KEY), np.zeros(shape, np.uint64)]
+        return Histograms(np.zeros(shape, np.int64), np.zeros(shape), np.zeros(shape),
+                          np.full(shape, MAX_KEY), np.zeros(shape, np.uint64))
 
-    def _new_psi(self) -> np.ndarray:
-        # psi, the weight within delta, the largest value <= p - delta and the
-        # smallest >= p + delta, at each probe point p.
-        psi = np.zeros((4, self.plan.columns, PROBES))
-        psi[2], psi[3] = -np.inf, np.inf
-        return psi
+    def _new_probes(self) -> Probes:
+        shape = (self.plan.columns, PROBES)
+        return Probes(np.zeros(shape), np.zeros(shape), np.full(shape, -np.inf),
+                      np.full(shape, np.inf))
 
     def _all_in_windows(self) -> bool:
         """Every column binned over one window spanning its data (pass 2): no
@@ -206,8 +209,8 @@ class PassState:
                 self._add_bins(y, w, keys, inside & self.binning)
             if self.collector is not None:
                 self._collect(w, keys, inside & self.collecting)
-            if self.psi is not None:
-                self._add_psi(y, w)
+            if self.probes is not None:
+                self._add_probes(y, w)
         return self
 
     def _add_regions(self, y, w, keys) -> np.ndarray:
@@ -242,13 +245,13 @@ class PassState:
         win = np.minimum(k >= plan.lo[cols, 1], plan.windows - 1).astype(np.intp)
         ww = 1.0 if w is None else w[rows]
         dev = v - self.window_anchor[cols, win]
-        flat = [a.reshape(-1) for a in self.bins]
+        flat = Histograms(*(a.reshape(-1) for a in self.bins))
         for idx in self.binner(k, v, cols, win):
-            np.add.at(flat[0], idx, 1)
-            np.add.at(flat[1], idx, ww)
-            np.add.at(flat[2], idx, ww * dev)
-            np.minimum.at(flat[3], idx, k)
-            np.maximum.at(flat[4], idx, k)
+            np.add.at(flat.count, idx, 1)
+            np.add.at(flat.weight, idx, ww)
+            np.add.at(flat.sum, idx, ww * dev)
+            np.minimum.at(flat.kmin, idx, k)
+            np.maximum.at(flat.kmax, idx, k)
 
     def _collect(self, w, keys, mask) -> None:
         rows, cols = np.nonzero(np.broadcast_to(mask, keys.shape))
@@ -260,50 +263,49 @@ class PassState:
         except _Overflow:
             raise _changed_error(self.name) from None
 
-    def _add_psi(self, y, w) -> None:
-        cols, delta, psi = self.probe_cols, self.plan.delta, self.psi
-        yy, probes = y[:, cols], self.plan.probes[cols]
+    def _add_probes(self, y, w) -> None:
+        cols, delta, out = self.probe_cols, self.plan.delta, self.probes
+        yy, points = y[:, cols], self.plan.probe_points[cols]
         for k in range(PROBES):
-            diff = probes[:, k] - yy
+            diff = points[:, k] - yy
             clipped = np.clip(diff, -delta, delta)
             near = np.abs(diff) < delta
-            psi[0, cols, k] += clipped.sum(axis=0) if w is None else w @ clipped
-            psi[1, cols, k] += near.sum(axis=0) if w is None else w @ near
-            lower = np.where(diff >= delta, yy, -np.inf).max(axis=0)
-            upper = np.where(diff <= -delta, yy, np.inf).min(axis=0)
-            psi[2, cols, k] = np.maximum(psi[2, cols, k], lower)
-            psi[3, cols, k] = np.minimum(psi[3, cols, k], upper)
+            out.psi[cols, k] += clipped.sum(axis=0) if w is None else w @ clipped
+            out.near[cols, k] += near.sum(axis=0) if w is None else w @ near
+            below = np.where(diff >= delta, yy, -np.inf).max(axis=0)
+            above = np.where(diff <= -delta, yy, np.inf).min(axis=0)
+            out.below[cols, k] = np.maximum(out.below[cols, k], below)
+            out.above[cols, k] = np.minimum(out.above[cols, k], above)
 
     def merge(self, other: "PassState") -> "PassState":
         self.seen.merge(other.seen)
         self.region += other.region
         if self.bins is not None:
-            for i, op in enumerate((np.add, np.add, np.add, np.minimum, np.maximum)):
-                self.bins[i] = op(self.bins[i], other.bins[i])
+            self.bins = Histograms(*(op(a, b) for op, a, b in
+                                     zip(_BIN_MERGE, self.bins, other.bins)))
         if self.collector is not None:
             try:
                 self.collector.add(*other.collector.result())
             except _Overflow:
                 raise _changed_error(self.name) from None
-        if self.psi is not None:
-            self.psi[:2] += other.psi[:2]
-            self.psi[2] = np.maximum(self.psi[2], other.psi[2])
-            self.psi[3] = np.minimum(self.psi[3], other.psi[3])
+        if self.probes is not None:
+            self.probes = Probes(*(op(a, b) for op, a, b in
+                                   zip(_PROBE_MERGE, self.probes, other.probes)))
         return self
 
     def to_arrays(self) -> Arrays:
         arrays = self.seen.to_arrays("seen_")
         arrays["region"] = self.region
         if self.bins is not None:
-            arrays.update(zip(_BIN_NAMES, self.bins))
+            arrays.update(("bin_" + k, v) for k, v in self.bins._asdict().items())
         if self.collector is not None:
             try:
                 collected = self.collector.result()
             except _Overflow:
                 raise _changed_error(self.name) from None
-            arrays.update(zip(("cols", "keys", "weights"), collected))
-        if self.psi is not None:
-            arrays["psi"] = self.psi
+            arrays.update(collected._asdict())
+        if self.probes is not None:
+            arrays.update(("probe_" + k, v) for k, v in self.probes._asdict().items())
         return arrays
 
     def from_arrays(self, arrays: Arrays) -> "PassState":
@@ -312,21 +314,25 @@ class PassState:
         state.seen = Summary.from_arrays(arrays, "seen_")
         state.region = np.array(arrays["region"], np.float64).reshape(3, 3, -1)
         if state.bins is not None:
-            dtypes = (np.int64, np.float64, np.float64, np.uint64, np.uint64)
-            state.bins = [np.asarray(arrays[n]).astype(t).reshape(b.shape)
-                          for n, t, b in zip(_BIN_NAMES, dtypes, state.bins)]
+            state.bins = Histograms(*(
+                np.asarray(arrays["bin_" + name]).astype(dtype).reshape(empty.shape)
+                for name, dtype, empty in zip(Histograms._fields, _BIN_DTYPES,
+                                              state.bins)))
         if state.collector is not None:
             state.collector.add(np.asarray(arrays["cols"]).astype(np.intp),
                                 np.asarray(arrays["keys"]).astype(np.uint64),
                                 np.asarray(arrays["weights"], np.float64))
-        if state.psi is not None:
-            state.psi = np.array(arrays["psi"], np.float64).reshape(state.psi.shape)
+        if state.probes is not None:
+            state.probes = Probes(*(
+                np.array(arrays["probe_" + name], np.float64).reshape(empty.shape)
+                for name, empty in zip(Probes._fields, state.probes)))
         return state
 
     def result(self) -> PassResult:
         """The merged measurement; a ValueError if the data changed since pass 1."""
         self.first.check_same_data(self.seen, self.name)
-        collected: tuple = (np.zeros(0, np.intp), np.zeros(0, np.uint64), np.zeros(0))
+        collected = Collected(np.zeros(0, np.intp), np.zeros(0, np.uint64),
+                              np.zeros(0))
         if self.collector is not None:
             try:
                 collected = self.collector.result()
@@ -336,5 +342,6 @@ class PassState:
             summary=self.seen, region_weight=self.region[0],
             region_sum=self.region[1], region_sum2=self.region[2],
             anchors=self.anchors, bins=self.bins, window_anchor=self.window_anchor,
-            collected=collected, psi=self.psi, psi_points=self.plan.probes,
+            collected=collected, probes=self.probes,
+            probe_points=self.plan.probe_points,
         )

@@ -11,7 +11,7 @@ measurement a statistic plans its next pass from.
 from __future__ import annotations
 
 import dataclasses
-from typing import List, Optional, Tuple
+from typing import List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
@@ -50,7 +50,7 @@ class Plan:
         self.span_lo = np.ones((columns, 2), np.uint64)
         self.span_hi = np.zeros((columns, 2), np.uint64)
         self.mode = np.full(columns, IDLE, np.int8)
-        self.probes: Optional[np.ndarray] = None  # (columns, PROBES) values
+        self.probe_points: Optional[np.ndarray] = None  # (columns, PROBES) values
         self.delta = 0.0
 
     def set(
@@ -78,9 +78,9 @@ class Plan:
 
     def set_probes(self, column: int, points: np.ndarray, delta: float) -> None:
         """Mode `PROBE`: psi at `points` (PROBES values), exactly, in one pass."""
-        if self.probes is None:
-            self.probes = np.zeros((self.columns, PROBES))
-        self.probes[column] = points
+        if self.probe_points is None:
+            self.probe_points = np.zeros((self.columns, PROBES))
+        self.probe_points[column] = points
         self.delta = delta
         self.lo[column], self.hi[column] = 1, 0  # no windows: all rows "above"
         self.mode[column] = PROBE
@@ -98,6 +98,46 @@ class Plan:
         return np.where(active, np.stack([low, gap, high]), 0.0)
 
 
+class Histograms(NamedTuple):
+    """Per column, window, kind (0: equal key width, 1: equal value width) and
+    bin, arrays of shape `(d, windows, 2, bins)`."""
+
+    count: np.ndarray  # int64
+    weight: np.ndarray
+    sum: np.ndarray  # sum w (y - window anchor)
+    kmin: np.ndarray  # uint64 keys of the smallest and largest value
+    kmax: np.ndarray
+
+
+class Collected(NamedTuple):
+    """The distinct values of the collect windows, sorted by column, then key."""
+
+    cols: np.ndarray  # intp
+    keys: np.ndarray  # uint64
+    weights: np.ndarray
+
+
+class Probes(NamedTuple):
+    """Per column and probe point `p`, arrays of shape `(d, PROBES)`."""
+
+    psi: np.ndarray  # sum w clip(p - y, -delta, delta)
+    near: np.ndarray  # the weight within delta of p
+    below: np.ndarray  # the largest value <= p - delta
+    above: np.ndarray  # the smallest value >= p + delta
+
+
+class ColumnBins(NamedTuple):
+    """The non-empty bins of one column and histogram kind, in value order."""
+
+    count: np.ndarray
+    weight: np.ndarray
+    sum: np.ndarray  # sum w (y - window anchor)
+    low: np.ndarray  # the smallest value in the bin
+    high: np.ndarray  # the largest
+    anchor: np.ndarray  # the bin's window anchor
+    window: np.ndarray  # the bin's window id
+
+
 @dataclasses.dataclass
 class PassResult:
     """What one pass measured (arrays per column; see `Plan`)."""
@@ -107,11 +147,11 @@ class PassResult:
     region_sum: np.ndarray  # (3, d): sum w (y - anchor)
     region_sum2: np.ndarray  # (3, d): sum w (y - anchor)^2
     anchors: np.ndarray  # (3, d)
-    bins: Optional[List[np.ndarray]]  # count, weight, sum, min key, max key
+    bins: Optional[Histograms]
     window_anchor: np.ndarray  # (d, 2) values: each window's low end
-    collected: Tuple[np.ndarray, np.ndarray, np.ndarray]  # column, key, weight
-    psi: Optional[np.ndarray]  # (4, d, PROBES) for PROBE columns (see run_pass)
-    psi_points: Optional[np.ndarray]  # (d, PROBES): where psi was evaluated
+    collected: Collected
+    probes: Optional[Probes]  # for PROBE columns
+    probe_points: Optional[np.ndarray]  # (d, PROBES): where psi was evaluated
 
     def column_values(self, column: int) -> Tuple[np.ndarray, np.ndarray]:
         """The collected (sorted, distinct) values of one column and weights."""
@@ -119,16 +159,17 @@ class PassResult:
         start, stop = np.searchsorted(cols, [column, column + 1])
         return from_keys(keys[start:stop]), weights[start:stop]
 
-    def column_bins(self, column: int, kind: int):
+    def column_bins(self, column: int, kind: int) -> ColumnBins:
         """Non-empty bins of one column and histogram `kind` (0: equal key
-        width, 1: equal value width), both windows, in value order.
-
-        Returns (count, weight, weighted sum of `y - window anchor`, min value,
-        max value, window anchor, window id) arrays.
-        """
-        count = self.bins[0][column, :, kind].reshape(-1)
+        width, 1: equal value width), both windows, in value order."""
+        count = self.bins.count[column, :, kind].reshape(-1)
         keep = np.flatnonzero(count)
-        window = keep // self.bins[0].shape[3]
-        pick = [a[column, :, kind].reshape(-1)[keep] for a in self.bins[1:]]
-        return (count[keep], pick[0], pick[1], from_keys(pick[2]),
-                from_keys(pick[3]), self.window_anchor[column][window], window)
+        window = keep // self.bins.count.shape[3]
+
+        def pick(a):
+            return a[column, :, kind].reshape(-1)[keep]
+
+        return ColumnBins(count[keep], pick(self.bins.weight), pick(self.bins.sum),
+                          from_keys(pick(self.bins.kmin)),
+                          from_keys(pick(self.bins.kmax)),
+                          self.window_anchor[column][window], window)

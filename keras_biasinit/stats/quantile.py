@@ -246,9 +246,9 @@ class QuantileSearch:
         return cost, j, window
 
     def _bracket_of(self, result, j: int, kind: int):
-        count, weight, _, low, high, _, _ = result.column_bins(j, kind)
+        bins = result.column_bins(j, kind)
         w_below, w_above = result.region_weight[0, j], result.region_weight[2, j]
-        cum = w_below + np.cumsum(weight)
+        cum = w_below + np.cumsum(bins.weight)
         if cum.shape[0] == 0:
             return np.inf, self.full[j]
         target = self.q * (cum[-1] + w_above)
@@ -262,8 +262,8 @@ class QuantileSearch:
                 k2 = k + 1
             elif w_above > 0:
                 return np.inf, self.full[j]
-        cost = float(np.where(low == high, 1, count)[k : k2 + 1].sum())
-        keys = to_keys(np.array([low[k], high[k2]]))
+        cost = float(np.where(bins.low == bins.high, 1, bins.count)[k : k2 + 1].sum())
+        keys = to_keys(np.array([bins.low[k], bins.high[k2]]))
         return cost, (int(keys[0]), int(keys[1]))
 
     def _solve(self, result, j: int):
