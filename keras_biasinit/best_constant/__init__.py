@@ -13,7 +13,8 @@ from keras_biasinit.best_constant.spec import identify_loss
 from keras_biasinit.best_constant.table import KNOWN_PAIRS
 from keras_biasinit.best_constant.table import Rule
 from keras_biasinit.best_constant.table import made_for
+from keras_biasinit.best_constant.table import matches
 from keras_biasinit.best_constant.table import rule_for
 
 __all__ = ["KNOWN_PAIRS", "LossSpec", "Rule", "identify_loss", "made_for",
-           "rule_for"]
+           "matches", "rule_for"]

@@ -20,6 +20,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable, Optional, Tuple
 
+import numpy as np
+
 from keras_biasinit import initializers as kinit
 from keras_biasinit.best_constant import classification
 from keras_biasinit.best_constant import regression
@@ -134,3 +136,33 @@ def made_for(initializer) -> Optional[str]:
     if isinstance(initializer, kinit.ConstantBias):
         return initializer.loss
     return None
+
+
+def matches(initializer, spec: LossSpec) -> bool:
+    """Whether `initializer` was made for the loss `spec`, so that its
+    `expected_loss` is that loss's (parameters included: Huber's `delta`, the
+    focal `gamma` / `alpha` / `apply_class_balancing` / `label_smoothing`)."""
+    kind, p = spec.kind, spec.params
+    if isinstance(initializer, kinit.ClassPriorBias):
+        if initializer.activation == "sigmoid":
+            return kind == "binary_crossentropy"
+        return kind in ("categorical_crossentropy", "sparse_categorical_crossentropy",
+                        "kl_divergence")
+    if isinstance(initializer, kinit.FocalBias):
+        binary = initializer.activation == "sigmoid"
+        if kind != ("binary_focal_crossentropy" if binary
+                    else "categorical_focal_crossentropy"):
+            return False
+        same = (float(p["gamma"]) == initializer.gamma
+                and list(np.ravel(p["alpha"])) == list(np.ravel(initializer.alpha))
+                and float(p["label_smoothing"]) == initializer.label_smoothing)
+        return same and (not binary or bool(p["apply_class_balancing"])
+                         == initializer.apply_class_balancing)
+    if isinstance(initializer, kinit.HuberBias):
+        return kind == "huber" and float(p["delta"]) == initializer.delta
+    if isinstance(initializer, kinit.ConstantBias):
+        return kind == initializer.loss
+    names = {kinit.MeanBias: "mean_squared_error",
+             kinit.MedianBias: "mean_absolute_error", kinit.LinkBias: "poisson"}
+    return any(isinstance(initializer, cls) and kind == name
+               for cls, name in names.items())
