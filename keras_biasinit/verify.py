@@ -279,11 +279,11 @@ def _mismatch_lines(ctx: _Context) -> List[str]:
     if not ctx.mismatch:
         return []
     lines = [
-        f"- The bias was made for {ctx.made_for} ({ctx.initializer}), but the "
-        f"model is compiled with {ctx.spec}, whose best constant is another "
-        f"(`expected` is that loss's, from this data). Recomputing the same "
-        f"initializer cannot help: call {_FIX} to set the bias for the compiled "
-        "loss."
+        f"- The bias was made for another loss, {ctx.made_for} "
+        f"({ctx.initializer}), than the model is compiled with, {ctx.spec}: "
+        "their best constants differ (`expected` is the compiled loss's, from "
+        "this data). Recomputing the same initializer cannot help: call "
+        f"{_FIX} to set the bias for the compiled loss."
     ]
     if ctx.made_for.startswith("huber(") and ctx.spec.startswith("huber"):
         lines.append(

@@ -289,7 +289,7 @@ def test_prior_bias_under_focal_loss_names_adapt_output_bias():
     assert check.loss.startswith("binary_focal_crossentropy")
     assert not check.ok
     assert "adapt_output_bias" in check.message
-    assert "made for binary_crossentropy" in check.message
+    assert "made for another loss, binary_crossentropy" in check.message
     assert "Recompute the" not in check.message
     # The fix the message names works.
     kbi.adapt_output_bias(model, (x, y), verbose=0)
