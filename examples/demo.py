@@ -17,6 +17,13 @@ Cases:
 - diabetes-mse / -mae / -huber: bundled diabetes data with its unscaled target
   (mean about 152); an MLP, linear output, with `MeanBias` / `MedianBias` /
   `HuberBias`.
+- cancer-focal: the same imbalanced breast-cancer data and MLP under
+  `BinaryFocalCrossentropy(gamma=2, alpha=0.25, apply_class_balancing=True)`,
+  three models side by side: zero bias, the prior logit (`ClassPriorBias`,
+  what RetinaNet-style heads use, optimal for cross-entropy only) and the
+  focal-optimal bias that `kbi.adapt_output_bias` sets on the compiled model.
+  Its output kernel starts at zero in all three (the "init well" recipe), so
+  step 0 shows what each bias alone is worth.
 
 The loss curve is the loss on the whole training split, measured before every
 update (so step 0 is the untrained model) and after the last one. The table
@@ -65,6 +72,8 @@ class Case:
     build: Callable[[object], keras.Model]  # bias_initializer -> model
     loss: keras.losses.Loss
     make_bias: Callable[[tf.data.Dataset], kbi.initializers.BiasInitializer]
+    # Further biases trained side by side: name -> bias (from the training split).
+    extra: Callable[[tf.data.Dataset], dict] = lambda ds: {}
 
 
 def _subsample(labels: np.ndarray, keep_whole: int, rng) -> np.ndarray:
@@ -147,6 +156,38 @@ def cancer_case() -> Case:
     )
 
 
+FOCAL = dict(gamma=2.0, alpha=0.25, apply_class_balancing=True)
+
+
+def focal_case() -> Case:
+    """The cancer data under focal loss: adapt_output_bias on the compiled model."""
+    cancer = cancer_case()
+    loss = keras.losses.BinaryFocalCrossentropy(**FOCAL)
+
+    def build(bias):
+        return keras.Sequential(
+            [
+                keras.Input(cancer.x_train.shape[1:]),
+                _dense(16, "relu"),
+                _dense(16, "relu"),
+                keras.layers.Dense(1, activation="sigmoid", kernel_initializer="zeros",
+                                   bias_initializer=bias),
+            ]
+        )
+
+    def focal_optimum(ds):
+        probe = build("zeros")
+        probe.compile(loss=loss)
+        return kbi.adapt_output_bias(probe, ds, verbose=0)[probe.layers[-1].name]
+
+    def prior(ds):
+        return {"prior": kbi.ClassPriorBias.from_dataset(ds, activation="sigmoid",
+                                                         verbose=0)}
+
+    return dataclasses.replace(cancer, name="cancer-focal (1:10)", build=build,
+                               loss=loss, make_bias=focal_optimum, extra=prior)
+
+
 def diabetes_cases() -> List[Case]:
     x, y = datasets.load_diabetes(return_X_y=True)  # features scaled, target not
     x_train, x_val, y_train, y_val = _split(
@@ -217,14 +258,18 @@ def _same_start(case: Case, bias, seed: int) -> bool:
 def run_case(case: Case, seeds: List[int], steps: int) -> dict:
     train_ds = tf.data.Dataset.from_tensor_slices((case.x_train, case.y_train))
     bias = case.make_bias(train_ds.batch(256))
+    extra = case.extra(train_ds.batch(256))
     result = {"expected": bias.expected_loss, "bias": bias.bias.tolist(),
               "default": [], "biased": [], "val_default": [], "val_biased": [],
-              "verify": []}
+              "verify": [],
+              "extra_bias": {k: b.bias.tolist() for k, b in extra.items()}}
+    for key in extra:
+        result[key], result[f"val_{key}"] = [], []
     for seed in seeds:
         if not _same_start(case, bias, seed):
             raise RuntimeError(f"{case.name}: the two models do not start alike.")
         order = _batch_order(len(case.y_train), steps, seed)
-        for key, init in (("default", "zeros"), ("biased", bias)):
+        for key, init in (("default", "zeros"), ("biased", bias), *extra.items()):
             curve, val = train(case, init, seed, order)
             result[key].append(curve)
             result[f"val_{key}"].append(val)
@@ -262,6 +307,22 @@ def summarise(name: str, r: dict, steps: int) -> dict:
         "seeds": len(reach),
         "steps": steps,
     }
+
+
+def print_side_by_side(name: str, r: dict, steps: int) -> None:
+    """Zero bias, the extra biases and the data bias: loss at init and after."""
+    params = ", ".join(f"{k}={v}" for k, v in FOCAL.items())
+    print(f"\n{name}: BinaryFocalCrossentropy({params}); medians over seeds; "
+          "focal loss on the training split")
+    print(f"{'bias':<22}{'value':>9}{'step 0':>11}{f'@{steps}':>11}{'val':>11}")
+    biases = {"default": ("zero", 0.0), **{k: (f"{k} logit", v[0]) for k, v in
+                                           r["extra_bias"].items()},
+              "biased": ("focal optimum", r["bias"][0])}
+    for key, (label, value) in biases.items():
+        curves = np.array(r[key])
+        print(f"{label:<22}{value:>9.3f}{np.median(curves[:, 0]):>11.4g}"
+              f"{np.median(curves[:, -1]):>11.4g}{np.median(r[f'val_{key}']):>11.4g}")
+    print(f"expected_loss of the focal optimum: {r['expected']:.4g}")
 
 
 def print_table(rows: List[dict], steps: int, seeds: int) -> None:
@@ -308,7 +369,10 @@ def plot(results: dict, path: str, steps: int) -> None:
     for ax, (name, r) in zip(axes.flat, results.items()):
         x = np.arange(steps + 1)
         for key, color, label in (("default", "tab:red", "default (zero) bias"),
+                                  ("prior", "tab:orange", "prior logit"),
                                   ("biased", "tab:blue", "bias from data")):
+            if key not in r:
+                continue
             curves = np.array(r[key])
             for c in curves:
                 ax.plot(x, c, color=color, alpha=0.25, lw=0.8)
@@ -317,6 +381,8 @@ def plot(results: dict, path: str, steps: int) -> None:
                    label="expected_loss")
         ax.set_yscale("log")
         ax.set_title(name)
+        if "prior" in r:
+            ax.legend(fontsize=8)
         ax.set_xlabel("step")
         ax.set_ylabel("training loss")
     for ax in list(axes.flat)[n:]:
@@ -340,7 +406,7 @@ def main(argv=None) -> None:
     os.makedirs(args.out, exist_ok=True)
 
     results, rows = {}, []
-    for case in [digits_case(), cancer_case(), *diabetes_cases()]:
+    for case in [digits_case(), cancer_case(), *diabetes_cases(), focal_case()]:
         t = time.perf_counter()
         results[case.name] = run_case(case, seeds, args.steps)
         rows.append(summarise(case.name, results[case.name], args.steps))
@@ -349,6 +415,9 @@ def main(argv=None) -> None:
               f"{time.perf_counter() - t:.0f} s", flush=True)
 
     print_table(rows, args.steps, len(seeds))
+    for name, r in results.items():
+        if r["extra_bias"]:
+            print_side_by_side(name, r, args.steps)
     png = os.path.join(args.out, "loss_curves.png")
     plot(results, png, args.steps)
     with open(os.path.join(args.out, "results.json"), "w") as f:

@@ -3,15 +3,30 @@
 A model whose output bias predicts the best constant, and whose final kernel
 adds ~0 at init, starts at a loss you can compute from the data alone (the
 initializer's `expected_loss`: the entropy of the class priors, the variance,
-the mean absolute deviation, the mean Huber loss). `verify_loss_at_init`
-measures the compiled model's loss before any training, compares it with that
-number, and splits the gap in two by measuring once more with the final
-layer's kernel set to zero (then restored):
+the mean absolute deviation, the mean Huber loss, ... the table of
+`keras_biasinit.best_constant`). `verify_loss_at_init` measures the compiled
+model's loss before any training, compares it with that number, and splits
+the gap in three by measuring once more with the final layer's kernel set to
+zero (then restored), and reading the model's weight-regularization losses:
 
-- kernel part = loss - loss with a zero final kernel: what the random final
-  kernel adds (scale it down);
-- bias part = loss with a zero final kernel - expected: how far the bias itself
-  is from the best constant (recompute it for this data and this loss).
+- regularization: the kernel and bias regularizers' penalty, which `evaluate`
+  adds to the data loss (not the bias's fault);
+- kernel part = data loss - data loss with a zero final kernel: what the
+  random final kernel adds (scale it down);
+- bias part = data loss with a zero final kernel - expected: how far the bias
+  itself is from the best constant.
+
+When the bias was made for another loss than the compiled one (a
+`ClassPriorBias`, made for cross-entropy, under focal loss; a `HuberBias`
+whose `delta` is not the compiled Huber's), `expected` is the best constant's
+loss for the *compiled* loss, computed from the data with the same table, and
+the message says so and names `adapt_output_bias` as the fix: recomputing the
+same initializer cannot help.
+
+Which number to compare: `measured` is `evaluate`'s total `loss`, a mean over
+batches weighted by their size, which is what `expected_loss` is. A model
+with several outputs also logs `<output>_loss`, an unweighted mean over
+batches: it differs from `expected_loss` when the last batch is short.
 """
 
 from __future__ import annotations
@@ -19,10 +34,16 @@ from __future__ import annotations
 import collections.abc
 import dataclasses
 import math
-from typing import Any, Optional, Union
+from typing import Any, List, Optional, Union
 
 import keras
 import numpy as np
+
+from keras_biasinit.best_constant import identify_loss
+from keras_biasinit.best_constant import made_for
+from keras_biasinit.best_constant import matches
+from keras_biasinit.data.outputs import read_outputs
+from keras_biasinit.heads import find_heads
 
 __all__ = ["InitLossCheck", "verify_loss_at_init"]
 
@@ -31,29 +52,38 @@ _HINT = (
     "softmax or sigmoid), MeanBias for mean squared error, MedianBias for mean "
     "absolute error, HuberBias with the loss's own `delta` for Huber"
 )
+_FIX = "`kbi.adapt_output_bias(model, data)`"
 
 
 @dataclasses.dataclass(frozen=True)
 class InitLossCheck:
     """What `verify_loss_at_init` measured, and what to do about it.
 
-    `str()` gives `message`, the diagnosis in words.
+    `str()` gives `message`, the diagnosis in words. The parts add up:
+    `gap = kernel_part + bias_part + regularization`.
 
     Attributes:
         measured: the model's loss before training (as `model.evaluate`
             reports it: inference mode, regularization losses included).
         expected: the loss it should have (the output bias initializer's
-            `expected_loss`, or the value passed as `expected=`).
+            `expected_loss`, the best constant's loss for the compiled loss
+            when the bias was made for another loss, or `expected=`).
         gap: `measured - expected`.
         zero_kernel_loss: the loss with the output layer's kernel set to zero,
-            i.e. the loss of the bias alone.
-        kernel_part: `measured - zero_kernel_loss`, what the random final
-            kernel adds.
-        bias_part: `zero_kernel_loss - expected`, how far the bias alone is
-            from the expected loss.
+            i.e. the loss of the bias alone (regularization included).
+        kernel_part: what the random final kernel adds to the data loss
+            (regularization excluded).
+        bias_part: how far the data loss of the bias alone is from
+            `expected` (regularization excluded).
         rtol: the relative tolerance `ok` was judged with.
-        ok: whether `|gap| <= rtol * expected`.
+        ok: whether `|gap| <= rtol * |expected|`.
         message: the diagnosis and what to do, in words.
+        regularization: the weight-regularization losses (kernel and bias
+            regularizers) included in `measured`.
+        loss: the compiled loss of the output, as `kind(params)`.
+        made_for: the loss the bias initializer was made for, if it is one
+            of this package's (e.g. `"binary_crossentropy"` for a sigmoid
+            `ClassPriorBias`), else None.
     """
 
     measured: float
@@ -65,16 +95,32 @@ class InitLossCheck:
     rtol: float
     ok: bool
     message: str
+    regularization: float = 0.0
+    loss: Optional[str] = None
+    made_for: Optional[str] = None
 
     def __str__(self) -> str:
         return self.message
 
 
+@dataclasses.dataclass
+class _Context:
+    """What the message needs besides the numbers."""
+
+    layer_name: str
+    loss: str  # as the user wrote it, e.g. 'mse'
+    spec: Optional[str]  # as kind(params), e.g. huber(delta=1.0)
+    initializer: str
+    made_for: Optional[str]
+    mismatch: bool
+    bias_is_initial: Optional[bool]
+
+
 def _check_expected(expected) -> float:
     value = float(expected)
-    if not math.isfinite(value) or value < 0:
+    if not math.isfinite(value):
         raise ValueError(
-            "`expected` must be a finite, non-negative loss. "
+            "`expected` must be a finite loss (it may be negative, e.g. Poisson). "
             f"Received: expected={expected!r}"
         )
     return value
@@ -112,12 +158,8 @@ def _evaluate(model, dataset, steps, verbose) -> float:
     return float(logs["loss"])
 
 
-def _loss_name(model) -> str:
-    loss = model.loss
-    if isinstance(loss, str):
-        return repr(loss)
-    name = getattr(loss, "name", None) or getattr(loss, "__name__", None)
-    return repr(name) if name else repr(loss)
+def _regularization(model) -> float:
+    return sum(float(keras.ops.convert_to_numpy(x)) for x in model.losses)
 
 
 def _bias_is_initial(layer) -> Optional[bool]:
@@ -133,82 +175,179 @@ def _bias_is_initial(layer) -> Optional[bool]:
     return bool(np.allclose(current, initial, rtol=1e-3, atol=1e-3))
 
 
-def _diagnose(model, layer, measured, expected, zero_kernel, rtol, bias_is_initial,
-              regularization=0.0):
+def _compiled_head(model, out):
+    """The output's head (loss, activation, table row), or None if the table
+    cannot tell (several outputs, or an unknown pair)."""
+    try:
+        heads = find_heads(model)
+    except ValueError:
+        return None
+    return heads[0] if len(heads) == 1 and heads[0].layer is out else None
+
+
+def _compiled_loss_names(model, head):
+    """The compiled loss as written (`'mse'`) and as `kind(params)`, if known."""
+    if head is not None:
+        return head.spec.name, head.spec.describe()
+    if isinstance(model.loss, (dict, list, tuple)):
+        return repr(model.loss), None
+    spec = identify_loss(model.loss)
+    return spec.name, spec.describe() if spec.kind else None
+
+
+def _table_expected(head, dataset, steps) -> float:
+    """The best constant's loss for the compiled loss, from one pass."""
+    state = head.rule.start(head.spec, head.units, head.activation,
+                            name=f"output '{head.name}'")
+    for batches in read_outputs(dataset, [(head.name, 0)], steps=steps, verbose=0):
+        state.update(*batches[0])
+    return float(state.result().expected_loss)
+
+
+def _numbers(measured, expected, zero_kernel, reg, reg0, rtol) -> dict:
+    """The split of the gap: kernel, bias and regularization parts."""
     gap = measured - expected
-    kernel_part = measured - zero_kernel
-    bias_part = zero_kernel - expected
     tol = rtol * abs(expected) if expected else rtol
-    ok = abs(gap) <= tol
-    relative = f", {gap / expected:+.1%}" if expected else ""
+    return dict(
+        measured=measured, expected=expected, gap=gap, zero_kernel_loss=zero_kernel,
+        kernel_part=(measured - reg) - (zero_kernel - reg0),
+        bias_part=(zero_kernel - reg0) - expected, rtol=rtol,
+        ok=abs(gap) <= tol, regularization=reg, tol=tol,
+    )
+
+
+def _summary(n: dict, ctx: _Context) -> List[str]:
+    relative = f", {n['gap'] / n['expected']:+.1%}" if n["expected"] else ""
     lines = [
-        f"Loss at init: {measured:.6g}, expected {expected:.6g} "
-        f"(gap {gap:+.4g}{relative}; rtol={rtol:g})."
+        f"Loss at init: {n['measured']:.6g}, expected {n['expected']:.6g} "
+        f"(gap {n['gap']:+.4g}{relative}; rtol={n['rtol']:g})."
     ]
-    if ok:
+    if n["ok"]:
         lines.append(
-            f"OK: the output bias of layer '{layer.name}' predicts the best constant "
-            f"and its kernel adds {kernel_part:+.3g}. Nothing to fix."
+            f"OK: the output bias of layer '{ctx.layer_name}' predicts the best "
+            f"constant and its kernel adds {n['kernel_part']:+.3g}. Nothing to fix."
         )
     else:
         lines.append(
-            f"NOT OK. With the kernel of layer '{layer.name}' set to zero the loss "
-            f"is {zero_kernel:.6g}: the kernel adds {kernel_part:+.4g} and the "
-            f"bias is {bias_part:+.4g} away from the expected loss."
+            f"NOT OK. With the kernel of layer '{ctx.layer_name}' set to zero the "
+            f"loss is {n['zero_kernel_loss']:.6g}: the kernel adds "
+            f"{n['kernel_part']:+.4g} and the bias is {n['bias_part']:+.4g} away "
+            "from the expected loss."
         )
-    if bias_is_initial is False:
+    if ctx.bias_is_initial is False:
         lines.append(
             "The bias no longer holds the values its initializer made: the model "
             "was trained or weights were loaded. Check a freshly built model."
         )
-    if not ok and kernel_part > tol:
+    return lines
+
+
+def _kernel_lines(n: dict) -> List[str]:
+    if n["ok"]:
+        return []
+    if n["kernel_part"] > n["tol"]:
+        return [
+            f"- The final kernel's random part adds {n['kernel_part']:.4g}: its "
+            "outputs at init are not ~0 and pull the predictions away from the "
+            "bias. Scale it down: `kernel_initializer=\"zeros\"` or a smaller "
+            "stddev (e.g. `keras.initializers.RandomNormal(stddev=1e-3)`) in the "
+            "output layer."
+        ]
+    if n["kernel_part"] < -n["tol"]:
+        return [
+            f"- The kernel lowers the loss by {-n['kernel_part']:.4g}: the model "
+            "already predicts from its inputs. Was it trained? This check is meant "
+            "for a model before training."
+        ]
+    return []
+
+
+def _regularization_lines(n: dict) -> List[str]:
+    reg = n["regularization"]
+    if n["ok"] or abs(reg) <= n["tol"]:
+        return []
+    return [
+        f"- The model's regularization losses (kernel, bias or activity "
+        f"regularizers) add {reg:.4g} to what `evaluate` reports, while "
+        "`expected` is the data loss alone: compare with `expected + "
+        f"{reg:.4g}`, or check the model without regularizers. This part is "
+        "not the bias's."
+    ]
+
+
+def _mismatch_lines(ctx: _Context) -> List[str]:
+    if not ctx.mismatch:
+        return []
+    lines = [
+        f"- The bias was made for another loss, {ctx.made_for} "
+        f"({ctx.initializer}), than the model is compiled with, {ctx.spec}: "
+        "their best constants differ (`expected` is the compiled loss's, from "
+        "this data). Recomputing the same initializer cannot help: call "
+        f"{_FIX} to set the bias for the compiled loss."
+    ]
+    if ctx.made_for.startswith("huber(") and ctx.spec.startswith("huber"):
         lines.append(
-            f"- The final kernel's random part adds {kernel_part:.4g}: its outputs "
-            "at init are not ~0 and pull the predictions away from the bias. "
-            "Scale it down: `kernel_initializer=\"zeros\"` or a smaller stddev "
-            "(e.g. `keras.initializers.RandomNormal(stddev=1e-3)`) in the output "
-            "layer."
+            "  Keras 3.15's `Huber.get_config()` drops `delta`: a model reloaded "
+            "with `keras.models.load_model` is compiled with Huber(delta=1.0). If "
+            "that is what happened, recompile with "
+            f"`keras.losses.Huber({ctx.made_for[len('huber('):-1]})`."
         )
-    elif not ok and kernel_part < -tol:
-        lines.append(
-            f"- The kernel lowers the loss by {-kernel_part:.4g}: the model already "
-            "predicts from its inputs. Was it trained? This check is meant for a "
-            "model before training."
-        )
-    if not ok and regularization > tol:
-        lines.append(
-            f"- The model's regularization losses (kernel, bias or activity "
-            f"regularizers) add {regularization:.4g} to what `evaluate` reports, "
-            "while `expected` is the data loss alone: compare with `expected + "
-            f"{regularization:.4g}`, or check the model without regularizers."
-        )
-    if not ok and bias_part > tol:
-        lines.append(
-            f"- The bias itself is off by {bias_part:.4g}. Was the bias recomputed "
-            "for this data (the same split, target and sample weights) and for "
-            f"this loss? The model is compiled with loss={_loss_name(model)} and the "
-            f"bias initializer is {type(layer.bias_initializer).__name__}; use "
+    return lines
+
+
+def _bias_lines(n: dict, ctx: _Context) -> List[str]:
+    if n["ok"] or ctx.mismatch:
+        return []
+    if n["bias_part"] > n["tol"]:
+        return [
+            f"- The bias itself is off by {n['bias_part']:.4g}. Was the bias "
+            "recomputed for this data (the same split, target and sample weights) "
+            f"and for this loss? The model is compiled with loss={ctx.loss} and "
+            f"the bias initializer is {ctx.initializer}; call {_FIX}, or use "
             f"{_HINT}."
-        )
-    elif not ok and bias_part < -tol:
-        lines.append(
-            f"- The bias alone does {-bias_part:.4g} better than `expected`, which "
-            "no constant can do if `expected` is the best constant's loss on this "
-            "data: the expected loss belongs to other data or another loss "
-            f"(the model is compiled with loss={_loss_name(model)}). Recompute the "
+        ]
+    if n["bias_part"] < -n["tol"]:
+        return [
+            f"- The bias alone does {-n['bias_part']:.4g} better than `expected`, "
+            "which no constant can do if `expected` is the best constant's loss "
+            "on this data: the expected loss belongs to other data or another "
+            f"loss (the model is compiled with loss={ctx.loss}). Recompute the "
             "initializer on this dataset, or pass the right `expected=`."
-        )
-    return InitLossCheck(
-        measured=measured,
-        expected=expected,
-        gap=gap,
-        zero_kernel_loss=zero_kernel,
-        kernel_part=kernel_part,
-        bias_part=bias_part,
-        rtol=rtol,
-        ok=ok,
-        message="\n".join(lines),
-    )
+        ]
+    return []
+
+
+def _diagnose(n: dict, ctx: _Context) -> InitLossCheck:
+    """Writes the message for the numbers of `_numbers`."""
+    lines = (_summary(n, ctx) + _kernel_lines(n) + _regularization_lines(n)
+             + _mismatch_lines(ctx) + _bias_lines(n, ctx))
+    fields = {k: v for k, v in n.items() if k != "tol"}
+    return InitLossCheck(message="\n".join(lines), loss=ctx.spec,
+                         made_for=ctx.made_for, **fields)
+
+
+def _expected_and_context(model, out, dataset, steps, expected):
+    """The expected loss, and what the message says about where it came from."""
+    initializer = getattr(out, "bias_initializer", None)
+    head = _compiled_head(model, out)
+    made = made_for(initializer)
+    mismatch = head is not None and made is not None and not matches(
+        initializer, head.spec)
+    if expected is None and mismatch:
+        expected = _table_expected(head, dataset, steps)
+    if expected is None:
+        if getattr(initializer, "expected_loss", None) is None:
+            raise ValueError(
+                f"Cannot tell the expected loss: the bias_initializer of layer "
+                f"'{out.name}' ({type(initializer).__name__}) does not know it. "
+                f"Set the bias with {_FIX} or a keras_biasinit initializer's "
+                "`from_dataset` (e.g. `ClassPriorBias.from_dataset(train_ds)`), "
+                "or pass `expected=`."
+            )
+        expected = initializer.expected_loss
+    ctx = _Context(out.name, *_compiled_loss_names(model, head),
+                   type(initializer).__name__, made, mismatch, _bias_is_initial(out))
+    return _check_expected(expected), ctx
 
 
 def verify_loss_at_init(
@@ -227,11 +366,13 @@ def verify_loss_at_init(
     `loss_0`, the same with the output layer's kernel set to zero (the kernel
     is restored afterwards). Then
 
-    `gap = loss - expected = (loss - loss_0) + (loss_0 - expected)`
+    `gap = loss - expected = kernel part + bias part + regularization`
 
-    where the first term is what the random final kernel adds and the second
-    how far the bias alone is from the best constant. `ok` is
-    `|gap| <= rtol * expected`; `str(result)` says in words what to fix.
+    where the kernel part is what the random final kernel adds to the data
+    loss, the bias part how far the bias alone is from the best constant, and
+    regularization the weight regularizers' penalty. `ok` is
+    `|gap| <= rtol * |expected|`; `str(result)` says in words what to fix.
+    `expected` may be negative (the Poisson loss at its best constant is).
 
     The loss is the one `model.evaluate` reports: in inference mode (dropout
     off, batch normalization with its initial moving statistics) and including
@@ -266,8 +407,10 @@ def verify_loss_at_init(
             `keras.utils.PyDataset`, or a tuple `(x, y)` / `(x, y,
             sample_weight)` of arrays. Use the data the bias was computed on.
         expected: the loss the model should show at init. Defaults to None: the
-            output layer's `bias_initializer.expected_loss` (set by the
-            `from_dataset` of the keras_biasinit initializers).
+            output layer's `bias_initializer.expected_loss` (set by
+            `adapt_output_bias` and the `from_dataset` of the keras_biasinit
+            initializers), or, when that initializer was made for another
+            loss, the compiled loss's best-constant loss on `dataset`.
         steps: number of batches to evaluate. Defaults to None (all).
         rtol: relative tolerance of `ok`. Defaults to 0.05.
         layer: the output layer (or its name) whose kernel is zeroed and whose
@@ -277,7 +420,8 @@ def verify_loss_at_init(
 
     Returns:
         An `InitLossCheck`: `measured`, `expected`, `gap`, `zero_kernel_loss`,
-        `kernel_part`, `bias_part`, `ok` and `message`.
+        `kernel_part`, `bias_part`, `regularization`, `ok`, `message`, and
+        the `loss` compiled and the one the bias was `made_for`.
 
     Reference:
         - [Karpathy, 2019, "A Recipe for Training Neural Networks"](
@@ -314,26 +458,14 @@ def verify_loss_at_init(
             "and the output activation against the loss."
         )
     out = _output_layer(model, layer)
-    if expected is None:
-        initializer = getattr(out, "bias_initializer", None)
-        if getattr(initializer, "expected_loss", None) is None:
-            raise ValueError(
-                f"Cannot tell the expected loss: the bias_initializer of layer "
-                f"'{out.name}' ({type(initializer).__name__}) does not know it. "
-                "Build the bias with a keras_biasinit initializer's `from_dataset` "
-                "(e.g. `ClassPriorBias.from_dataset(train_ds)`), or pass "
-                "`expected=`."
-            )
-        expected = _check_expected(initializer.expected_loss)
+    expected, ctx = _expected_and_context(model, out, dataset, steps, expected)
+    reg = _regularization(model)
     kernel = out.kernel
     saved = keras.ops.convert_to_numpy(kernel)
     try:
         kernel.assign(np.zeros_like(saved))
         zero_kernel = _evaluate(model, dataset, steps, verbose)
+        reg0 = _regularization(model)
     finally:
         kernel.assign(saved)
-    regularization = sum(float(keras.ops.convert_to_numpy(x)) for x in model.losses)
-    return _diagnose(
-        model, out, measured, expected, zero_kernel, rtol, _bias_is_initial(out),
-        regularization,
-    )
+    return _diagnose(_numbers(measured, expected, zero_kernel, reg, reg0, rtol), ctx)

@@ -23,6 +23,15 @@ MODULES_WITH_EXAMPLES = [
     "keras_biasinit.initializers.he_scaled",
     "keras_biasinit.initializers.sparse",
     "keras_biasinit.verify",
+    "keras_biasinit.adapt",
+    "keras_biasinit.best_constant.spec",
+    "keras_biasinit.data.outputs",
+    "keras_biasinit.stats.buffer",
+    "keras_biasinit.stats.focal",
+    "keras_biasinit.stats.log_cosh",
+    "keras_biasinit.initializers.constant_bias",
+    "keras_biasinit.initializers.focal_bias",
+    "keras_biasinit.initializers.link_bias",
 ]
 
 

@@ -244,3 +244,95 @@ def test_subclassed_model(regression):
     mad = np.mean(np.abs(y64 - np.median(y64)))
     assert check.expected == pytest.approx(mad, rel=1e-6)
     assert check.zero_kernel_loss == pytest.approx(mad, rel=1e-5)
+
+
+def test_hidden_l2_penalty_is_not_blamed_on_the_bias(regression):
+    # An L2 penalty on a hidden layer is its own part: bias_part and
+    # kernel_part exclude it.
+    x, y = regression
+    init = kbi.MeanBias.from_dataset(y, verbose=0)
+    model = keras.Sequential([
+        keras.Input((3,)),
+        keras.layers.Dense(8, activation="relu",
+                           kernel_initializer=keras.initializers.HeNormal(seed=1),
+                           kernel_regularizer=keras.regularizers.L2(0.5)),
+        keras.layers.Dense(1, kernel_initializer="zeros", bias_initializer=init),
+    ])
+    model.compile(loss="mse")
+    check = kbi.verify_loss_at_init(model, (x, y), rtol=1e-4)
+    w1 = model.layers[0].kernel.numpy().astype(np.float64)
+    penalty = 0.5 * np.sum(w1 ** 2)
+    assert check.regularization == pytest.approx(penalty, rel=1e-5)
+    assert check.bias_part == pytest.approx(0.0, abs=1e-5 * check.expected)
+    assert check.kernel_part == pytest.approx(0.0, abs=1e-5 * check.expected)
+    assert check.gap == pytest.approx(
+        check.kernel_part + check.bias_part + check.regularization, rel=1e-6)
+    assert not check.ok
+    assert "bias itself is off" not in check.message
+    assert "not the bias's" in check.message
+
+
+def test_prior_bias_under_focal_loss_names_adapt_output_bias():
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(400, 3)).astype("float32")
+    y = (rng.uniform(size=(400, 1)) < 0.08).astype("float32")
+    focal = keras.losses.BinaryFocalCrossentropy(gamma=2.0, alpha=0.25,
+                                                 apply_class_balancing=True)
+    init = kbi.ClassPriorBias.from_dataset(y, activation="sigmoid", verbose=0)
+    model = _mlp("zeros", init, activation="sigmoid")
+    model.compile(loss=focal)
+    check = kbi.verify_loss_at_init(model, (x, y))
+    # The expected loss is the focal loss's own best constant, computed
+    # independently here on a fine grid of Keras's loss.
+    grid = np.linspace(0.1, 0.35, 251)
+    best = min(float(focal(y, np.full_like(y, q))) for q in grid)
+    assert check.expected == pytest.approx(best, rel=1e-3)
+    assert check.made_for == "binary_crossentropy"
+    assert check.loss.startswith("binary_focal_crossentropy")
+    assert not check.ok
+    assert "adapt_output_bias" in check.message
+    assert "made for another loss, binary_crossentropy" in check.message
+    assert "Recompute the" not in check.message
+    # The fix the message names works.
+    kbi.adapt_output_bias(model, (x, y), verbose=0)
+    fixed = kbi.verify_loss_at_init(model, (x, y))
+    assert fixed.ok and fixed.made_for.startswith("binary_focal_crossentropy")
+    assert fixed.expected == pytest.approx(check.expected, rel=1e-6)
+
+
+def test_reloaded_huber_model_is_told_keras_dropped_delta(regression, tmp_path):
+    x, y = regression
+    init = kbi.HuberBias.from_dataset(y, delta=5.0, verbose=0)
+    model = _mlp("zeros", init)
+    model.compile(optimizer="sgd", loss=keras.losses.Huber(delta=5.0))
+    assert kbi.verify_loss_at_init(model, (x, y)).ok
+    path = str(tmp_path / "huber.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    check = kbi.verify_loss_at_init(loaded, (x, y))
+    if check.loss == "huber(delta=5.0)":  # a Keras that keeps delta
+        assert check.ok
+        return
+    assert check.loss == "huber"  # delta=1.0, Keras's default
+    y64 = y.astype(np.float64)
+    best = kbi.HuberBias.from_dataset(y, delta=1.0, verbose=0).expected_loss
+    assert check.expected == pytest.approx(best, rel=1e-9)
+    r = np.abs(y64 - init.bias[0])
+    at_bias = np.mean(np.where(r <= 1, 0.5 * r * r, r - 0.5))
+    assert check.measured == pytest.approx(at_bias, rel=1e-5)
+    assert "drops `delta`" in check.message
+    assert "keras.losses.Huber(delta=5.0)" in check.message
+
+
+def test_poisson_expected_may_be_negative():
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=(200, 3)).astype("float32")
+    y = rng.poisson(3.5, size=(200, 1)).astype("float32")
+    model = _mlp("zeros", "zeros", activation="exponential")
+    model.compile(loss="poisson")
+    init = kbi.adapt_output_bias(model, (x, y), verbose=0)[model.layers[-1].name]
+    mean = y.mean(dtype=np.float64)
+    assert init.expected_loss == pytest.approx(mean - mean * np.log(mean), rel=1e-6)
+    assert init.expected_loss < 0
+    check = kbi.verify_loss_at_init(model, (x, y))
+    assert check.ok and check.expected < 0

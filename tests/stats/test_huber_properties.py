@@ -58,7 +58,8 @@ def exact_location(y, w, delta):
 
 def exact_loss(y, w, delta, b):
     """sum w h(y - b), exactly."""
-    b, delta = Fraction(float(b)), Fraction(float(delta))
+    b = b if isinstance(b, Fraction) else Fraction(float(b))  # exact: no rounding
+    delta = Fraction(float(delta))
     total = Fraction(0)
     for yi, wi in zip(y, w):
         r = abs(Fraction(float(yi)) - b)
@@ -120,7 +121,8 @@ def test_both_solvers_give_the_exact_minimiser(problem):
     # what a rounding of the minimiser can cost (the loss's curvature <= sum w).
     b = in_memory.location[0]
     gap = exact_loss(y, ones, delta, b) - exact_loss(y, ones, delta, exact)
-    assert 0 <= gap <= Fraction(ones.sum()) * (Fraction(b) - exact) ** 2 / 2
+    weight = sum(Fraction(float(v)) for v in ones)  # exactly, not a float sum
+    assert 0 <= gap <= weight * (Fraction(b) - exact) ** 2 / 2
     np.testing.assert_allclose(in_memory.mean_loss[0],
                                float(exact_loss(y, ones, delta, b)) / y.size,
                                rtol=1e-12)

@@ -1,0 +1,146 @@
+"""One call on a compiled model: set every output's bias to its loss's best constant.
+
+`adapt_output_bias(model, data)` finds each output's layer with a bias, its
+activation and its loss (`keras_biasinit.heads`), looks the pair up in the
+table (`keras_biasinit.best_constant`), reads `data` once for all outputs
+(`keras_biasinit.data.outputs`), and only then, when every output has its
+constant, assigns the biases. Anything that cannot be done is an error before
+any bias changes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Optional, Union
+
+import keras
+
+from keras_biasinit.data.outputs import read_outputs
+from keras_biasinit.heads import find_heads
+from keras_biasinit.initializers import BiasInitializer
+from keras_biasinit.stats import DEFAULT_MEMORY_BUDGET
+
+__all__ = ["adapt_output_bias"]
+
+
+def _check_strategy(strategy: Any) -> None:
+    """Several workers would each see a shard: not supported yet."""
+    if strategy is None:
+        return
+    workers = getattr(getattr(strategy, "extended", None), "_num_workers", 1)
+    if isinstance(workers, int) and workers > 1:
+        raise ValueError(
+            f"`strategy` spans {workers} workers, each reading its own shard; "
+            "adapt_output_bias does not reduce its statistics across workers yet, "
+            "so each worker would set a different bias. Run it in one process on "
+            "the whole data (before distributing), then save the model."
+        )
+
+
+def _assign(layer, initializer: BiasInitializer) -> None:
+    """Sets the layer's `bias_initializer` and, if built, its bias in place."""
+    layer.bias_initializer = initializer
+    bias = getattr(layer, "bias", None)
+    if bias is not None:
+        bias.assign(initializer(tuple(bias.shape), dtype=bias.dtype))
+
+
+def adapt_output_bias(
+    model: keras.Model,
+    data: Any,
+    *,
+    loss: Any = None,
+    steps: Optional[int] = None,
+    verbose: Union[str, int] = "auto",
+    batched: Optional[bool] = None,
+    strategy: Any = None,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+) -> Dict[str, BiasInitializer]:
+    """Sets each output's bias to the best constant for its loss, from data.
+
+    For every output with a loss, the bias `b` becomes the constant that
+    minimises that loss on `data` with a ~0 kernel, e.g. `log F` (class
+    priors) under softmax cross-entropy, the prior logit under binary
+    cross-entropy, the focal minimiser under focal loss, the mean under MSE,
+    the median under MAE; the table is in `keras_biasinit.best_constant`.
+    The loss is read with its parameters (`label_smoothing`, `from_logits`,
+    `gamma`, `alpha`, `apply_class_balancing`, `delta`) and the output's
+    activation (a trailing `Activation`/`Softmax` layer, or the layer's own).
+
+    All outputs are computed in ONE pass over `data` (a one-shot generator
+    works); nothing is assigned unless every output succeeds. Each layer's
+    `bias_initializer` is set to the initializer computed, so `get_config`,
+    `keras.models.clone_model` and `.keras` files carry the numbers.
+
+    Examples:
+
+    >>> import keras_biasinit as kbi
+    >>> x = np.random.default_rng(0).normal(size=(200, 3)).astype("float32")
+    >>> y = (np.arange(200) % 10 == 0).astype("float32")  # 10% positives
+    >>> model = keras.Sequential([
+    ...     keras.Input((3,)),
+    ...     keras.layers.Dense(1, activation="sigmoid", kernel_initializer="zeros"),
+    ... ])
+    >>> model.compile(loss="binary_crossentropy")
+    >>> inits = kbi.adapt_output_bias(model, (x, y), verbose=0)
+    >>> init = inits[model.layers[-1].name]
+    >>> round(float(init.bias[0]), 4)  # log(0.1 / 0.9)
+    -2.1972
+    >>> loss = model.evaluate(x, y, verbose=0)
+    >>> bool(abs(loss - init.expected_loss) < 1e-5)
+    True
+
+    Args:
+        model: a Keras model whose outputs each end in a layer with a bias,
+            possibly followed by an `Activation` or `Softmax` layer. Compiled,
+            unless `loss=` is given.
+        data: what `model.fit` takes: a `tf.data.Dataset` or
+            `keras.utils.PyDataset` of `(x, y)` / `(x, y, sample_weight)`
+            batches, a tuple `(x, y)` / `(x, y, sample_weight)` of arrays, or an
+            iterable of such tuples. For several outputs `y` is a dict keyed by
+            output name or a list in output order.
+        loss: the loss to compute the constants for, in any form `compile`
+            takes (one loss, a dict by output name or a list). Defaults to None:
+            the compiled loss.
+        steps: read at most this many batches (rows, for arrays). Defaults to
+            None (all).
+        verbose: `"auto"`, 0, 1 or 2, as in `Model.fit`. Defaults to "auto".
+        batched: whether each element of a `tf.data.Dataset` is a batch.
+            Defaults to None (detected; see `keras_biasinit.data.batched`).
+        strategy: the `tf.distribute.Strategy` the model was built under, if
+            any; the biases are assigned in place either way. Several workers
+            are not supported yet (a ValueError).
+        memory_budget: bytes each output whose constant is an order statistic
+            (MAE, Huber, log-cosh, MAPE) may buffer. Defaults to 256 MiB.
+
+    Returns:
+        `{output_name: initializer}`, each with `expected_loss`: that output's
+        loss at step 0 with a ~0 kernel, as Keras reports it (compare it with
+        `evaluate`'s total `loss` for a one-output model; per-output
+        `<name>_loss` logs are unweighted means over batches).
+
+    Raises:
+        ValueError: an output whose (loss, activation) pair has no known best
+            constant (the message lists the known pairs), an output layer
+            without a bias, or bad data; raised before any bias is changed.
+    """
+    if not isinstance(model, keras.Model):
+        raise TypeError(
+            f"`model` must be a keras.Model. Received: model={type(model).__name__}"
+        )
+    heads = find_heads(model, loss)
+    _check_strategy(strategy)
+    states = [
+        head.rule.start(head.spec, head.units, head.activation,
+                        name=f"output '{head.name}'", memory_budget=memory_budget)
+        for head in heads
+    ]
+    for batches in read_outputs(
+        data, [(head.name, head.index) for head in heads], steps=steps,
+        batched=batched, verbose=verbose, num_outputs=heads[0].num_outputs,
+    ):
+        for state, (values, weights) in zip(states, batches):
+            state.update(values, weights)
+    initializers = [state.result() for state in states]
+    for head, initializer in zip(heads, initializers):
+        _assign(head.layer, initializer)
+    return {head.name: init for head, init in zip(heads, initializers)}

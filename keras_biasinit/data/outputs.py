@@ -1,0 +1,226 @@
+"""Reading the targets of several model outputs in one pass.
+
+A model with several outputs is fed `(x, y)` or `(x, y, sample_weight)`
+elements whose `y` is a dict keyed by output name, or a list/tuple in output
+order (a single tensor for a one-output model), and whose sample weights are
+one array for every output or the same kind of dict/list. `read_outputs`
+reads each output's `(values, weights)` from every element, in one pass,
+with the same inputs `keras_biasinit.data.read_batches` takes: a
+`tf.data.Dataset` (batched or not; the targets are selected inside the
+pipeline, and an unbatched one is batched), a tuple of arrays (one batch), a
+`keras.utils.PyDataset` or any iterable of such tuples (a one-shot generator
+is read once). Only a `tf.data.Dataset` goes through TensorFlow.
+"""
+
+from __future__ import annotations
+
+import collections.abc
+import itertools
+from typing import Any, Iterator, List, Optional, Sequence, Tuple, Union
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras.utils import Progbar
+
+from keras_biasinit.data.batched import is_batched_dataset
+from keras_biasinit.data.elements import Batch
+from keras_biasinit.data.elements import _first_rows
+from keras_biasinit.data.elements import _to_batch
+from keras_biasinit.data.reading import PASS_BATCH_SIZE
+from keras_biasinit.data.reading import _check_steps
+from keras_biasinit.data.progress import resolve_verbose
+
+__all__ = ["OutputBatches", "read_outputs"]
+
+#: An output, as `(name, index)`: its key in a dict `y`, its place in a list.
+Output = Tuple[str, int]
+
+
+def _part(structure: Any, output: Output, count: int, what: str) -> Any:
+    """One output's part of a target (or sample weight) structure."""
+    name, index = output
+    if isinstance(structure, collections.abc.Mapping):
+        if name not in structure:
+            if what == "sample weights":
+                return None
+            raise ValueError(
+                f"The targets are a dict with keys {sorted(structure)}, without "
+                f"the output '{name}'. Key the targets by output name."
+            )
+        return structure[name]
+    if isinstance(structure, (list, tuple)):
+        if len(structure) != count:
+            raise ValueError(
+                f"The {what} are a {type(structure).__name__} of "
+                f"{len(structure)} items but the model has {count} outputs: give "
+                "one per output, in output order (or a dict keyed by output name)."
+            )
+        return structure[index]
+    if count > 1 and what == "targets":
+        raise ValueError(
+            f"The data hold one target tensor but the model has {count} outputs: "
+            "pass `y` as a dict keyed by output name or a list in output order."
+        )
+    return structure
+
+
+def _select(element: Any, outputs: Sequence[Output],
+            n: int) -> List[Tuple[Any, Any]]:
+    """Per output, `(values, weights-or-None)` from one `(x, y[, w])` element
+    of a model with `n` outputs."""
+    if not isinstance(element, tuple) or len(element) not in (2, 3):
+        size = f" of {len(element)} items" if isinstance(element, tuple) else ""
+        raise ValueError(
+            "Each element must be `(x, y)` or `(x, y, sample_weight)`, as "
+            f"`model.fit` takes it; received a {type(element).__name__}{size}."
+        )
+    y = element[1]
+    w = element[2] if len(element) == 3 else None
+    return [
+        (_part(y, o, n, "targets"), None if w is None else _part(w, o, n,
+                                                                 "sample weights"))
+        for o in outputs
+    ]
+
+
+class OutputBatches:
+    """A source of per-output NumPy batches: each step a list of
+    `(values, weights)`, one per output. One `iter()` is one pass."""
+
+    def __init__(self, make_iterator, *, reiterable: bool,
+                 num_batches: Optional[int], verbose: int):
+        self._make_iterator = make_iterator
+        self.reiterable = reiterable
+        self.num_batches = num_batches
+        self._verbose = verbose
+        self._passes = 0
+
+    def __iter__(self) -> Iterator[List[Batch]]:
+        if self._passes and not self.reiterable:
+            raise ValueError(
+                "This data is a one-shot iterator and was already read once. Pass "
+                "a re-iterable input: a tf.data.Dataset, arrays, or a list."
+            )
+        self._passes += 1
+        bar = Progbar(self.num_batches, verbose=self._verbose, unit_name="batch") \
+            if self._verbose else None
+        rows = step = 0
+        for step, parts in enumerate(self._make_iterator(), start=1):
+            batches = [_to_batch(values, weights) for values, weights in parts]
+            rows += batches[0][0].shape[0]
+            if batches[0][0].shape[0]:
+                yield batches
+            if bar is not None:
+                bar.update(step)
+        if bar is not None and self.num_batches is None:
+            bar.update(step, finalize=True)
+        if rows == 0:
+            raise ValueError(
+                "The data is empty: the pass read no rows. Check the dataset (and "
+                "`steps=`, if given); a generator that was already consumed reads "
+                "as empty."
+            )
+
+
+def _dataset(data: tf.data.Dataset, outputs, n, steps, batched, verbose):
+    if int(data.cardinality()) == tf.data.INFINITE_CARDINALITY and steps is None:
+        raise ValueError(
+            "The dataset is infinite (e.g. it ends in `.repeat()`), so the pass "
+            "would never end. Pass `steps=` to read a fixed number of elements."
+        )
+    parts = _select(data.element_spec, outputs, n)
+    weighted = [w is not None for _, w in parts]
+    if batched is None:
+        batched = is_batched_dataset(data, parts[0][0])
+
+    def pick(*element):
+        picked = _select(element if len(element) > 1 else element[0], outputs, n)
+        return tuple(v for v, _ in picked), tuple(w for _, w in picked
+                                                  if w is not None)
+
+    ds = data.take(steps) if steps is not None else data
+    ds = ds.map(pick)
+    if not batched:
+        ds = ds.batch(PASS_BATCH_SIZE)
+    ds = ds.prefetch(tf.data.AUTOTUNE)
+    n = int(ds.cardinality())
+
+    def make_iterator():
+        for values, weights in ds.as_numpy_iterator():
+            given = iter(weights)
+            yield [(v, next(given) if has else None)
+                   for v, has in zip(values, weighted)]
+
+    return OutputBatches(make_iterator, reiterable=True,
+                         num_batches=n if n >= 0 else None, verbose=verbose)
+
+
+def read_outputs(
+    data: Any,
+    outputs: Sequence[Output],
+    *,
+    steps: Optional[int] = None,
+    batched: Optional[bool] = None,
+    verbose: Union[str, int] = "auto",
+    num_outputs: Optional[int] = None,
+) -> OutputBatches:
+    """Reads every output's targets (and weights) from `data` in one pass.
+
+    Args:
+        data: `(x, y)` / `(x, y, sample_weight)` elements: a `tf.data.Dataset`,
+            a tuple of arrays, a `keras.utils.PyDataset` or an iterable of
+            tuples of arrays.
+        outputs: `(name, index)` of each output to read.
+        steps: at most this many batches (rows, for a tuple of arrays).
+        batched: whether a `tf.data.Dataset`'s elements are batches. Defaults
+            to None (detected, as in `keras_biasinit.data.batched`).
+        verbose: `"auto"`, 0, 1 or 2. Defaults to "auto".
+        num_outputs: how many outputs the model has (the length of a list
+            `y`). Defaults to None: `len(outputs)`.
+
+    Example:
+
+    >>> x, y = np.zeros((4, 2)), {"a": np.arange(4.0), "b": np.ones(4)}
+    >>> [[v.tolist() for v, _ in step] for step in read_outputs(
+    ...     (x, y), [("a", 0), ("b", 1)], verbose=0)]
+    [[[0.0, 1.0, 2.0, 3.0], [1.0, 1.0, 1.0, 1.0]]]
+    """
+    _check_steps(steps)
+    verbose = resolve_verbose(verbose, streamed=not isinstance(data, tuple))
+    outputs = list(outputs)
+    n = len(outputs) if num_outputs is None else int(num_outputs)
+    if isinstance(data, tf.data.Dataset):
+        return _dataset(data, outputs, n, steps, batched, verbose)
+    if isinstance(data, tuple):
+        def one():
+            parts = _select(data, outputs, n)
+            if steps is not None:
+                parts = [(_first_rows(v, steps), _first_rows(w, steps))
+                         for v, w in parts]
+            yield parts
+        return OutputBatches(one, reiterable=True, num_batches=1, verbose=verbose)
+    if isinstance(data, (str, bytes, np.ndarray, collections.abc.Mapping)) or \
+            not isinstance(data, collections.abc.Iterable):
+        raise TypeError(
+            f"Unsupported data of type {type(data).__name__}: pass what "
+            "`model.fit` takes, a tf.data.Dataset or keras.utils.PyDataset of "
+            "(x, y[, sample_weight]) batches, a tuple (x, y[, sample_weight]) of "
+            "arrays, or an iterable of such tuples."
+        )
+    length = len(data) if isinstance(data, collections.abc.Sized) else None
+    if isinstance(data, keras.utils.PyDataset):
+        length = data.num_batches
+        if length is None and steps is None:
+            raise ValueError(
+                "The PyDataset is infinite (its `num_batches` is None); pass `steps=`."
+            )
+    if length is not None and steps is not None:
+        length = min(length, steps)
+
+    def many():
+        for element in itertools.islice(data, steps):
+            yield _select(element, outputs, n)
+
+    return OutputBatches(many, reiterable=not isinstance(
+        data, collections.abc.Iterator), num_batches=length, verbose=verbose)
