@@ -69,11 +69,27 @@ def solve(batches: Iterable[Batch], search: Search, *, memory_budget: int,
           reducer: Optional[Reducer] = None):
     """Runs `search` over `batches` in at most `memory_budget` bytes."""
     reducer = reducer or Reducer()
+    first = first_pass_state(search, memory_budget, is_reiterable(batches))
+    return finish_search(batches, search, _first_pass(batches, first, reducer),
+                         reducer)
+
+
+def first_pass_state(search: Search, memory_budget: int,
+                     reiterable: bool = True) -> FirstPass:
+    """A new pass-1 state for `search` (to update with the batches of pass 1
+    alongside other statistics, then to hand to `finish_search`)."""
     meter = MemoryMeter(check_budget(memory_budget))
-    first = FirstPass(name=search.name, meter=meter,
-                      in_memory_bytes=search.in_memory_bytes,
-                      reiterable=is_reiterable(batches))
-    data = _first_pass(batches, first, reducer).result()
+    return FirstPass(name=search.name, meter=meter,
+                     in_memory_bytes=search.in_memory_bytes, reiterable=reiterable)
+
+
+def finish_search(batches: Iterable[Batch], search: Search, first: FirstPass,
+                  reducer: Optional[Reducer] = None):
+    """The result of `search` from its merged pass-1 state: solved in memory,
+    or by further passes over `batches` (re-iterable) until it has no plan."""
+    reducer = reducer or Reducer()
+    meter = first.meter
+    data = first.result()
     if isinstance(data, InMemory):
         return search.solve_in_memory(data, meter)
     plan, passes = search.start(data, meter), 1
@@ -93,17 +109,21 @@ def solve(batches: Iterable[Batch], search: Search, *, memory_budget: int,
     return search.finish(data, passes, meter.peak)
 
 
-def _first_pass(batches, first: FirstPass, reducer: Reducer) -> FirstPass:
-    """Pass 1 over every shard; the rows travel only if the union fits."""
-    try:
-        for values, weights in batches:
-            first.update(values, weights)
-    except Exception as error:  # pylint: disable=broad-except
-        reducer.abort(error)
-        raise
+def merge_first_pass(first: FirstPass, reducer: Reducer) -> FirstPass:
+    """Pass 1 merged over every shard; the rows travel only if the union fits."""
     if reducer.distributed:
         size = reducer(first.size())
         first.columns = first.columns or size.columns or None
         if not first.fits(size.rows, size.weighted):
             first.stop_buffering()
     return reducer(first)
+
+
+def _first_pass(batches, first: FirstPass, reducer: Reducer) -> FirstPass:
+    try:
+        for values, weights in batches:
+            first.update(values, weights)
+    except Exception as error:  # pylint: disable=broad-except
+        reducer.abort(error)
+        raise
+    return merge_first_pass(first, reducer)
