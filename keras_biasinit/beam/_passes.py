@@ -9,7 +9,9 @@ merged summary of pass 1, the plan of the next pass and, once solved, the
 result. Each stage is a `CombineGlobally` of `PassState`s built from that plan
 (`PassCombineFn`), whose `extract_output` runs `search.step` on the merged
 state; once the search is done, a stage's states are None and it passes the
-`Progress` through. Running out of stages is an error, never an approximation.
+`Progress` through (Beam graphs are fixed, so it still reads the target
+batches, doing nothing with them: the targets only, never the raw input).
+Running out of stages is an error, never an approximation.
 
 Each accumulator (so each Beam worker) has its own `MemoryMeter`: the budget
 is per process, as it is for one `from_dataset`.
