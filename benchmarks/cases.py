@@ -15,6 +15,7 @@ Sizes: the full run uses the sizes in the issue (10M rows; 50M generated rows);
 from __future__ import annotations
 
 import math
+import time
 from typing import Callable, Dict, List
 
 import numpy as np
@@ -27,6 +28,7 @@ SIZES = {
     "generated_rows": (50_000_000, 1_000_000),
     "wide_rows": (50_000, 2_000),  # rows of a d=1000 target
     "wide_median_rows": (100_000, 4_000),
+    "beam_rows": (1_000_000, 100_000),
 }
 BATCH = 4096
 
@@ -460,6 +462,79 @@ def adapt_two_heads(quick: bool) -> List[Dict]:
                  peak=peak, target="<= 1.3x bare", check=check, limit=1.3)]
 
 
+# ---------------------------------------------------------------------------
+# Apache Beam: ComputeInitializer on the DirectRunner, next to from_dataset
+# ---------------------------------------------------------------------------
+
+
+def _beam_run(mode: str, make_input, transform=None, out=None) -> float:
+    """Seconds of one DirectRunner pipeline (start-up included): `transform`
+    over `make_input(p)`, its initializer written as JSON to `out`; without a
+    transform, a bare `Count.Globally` of the input (the floor)."""
+    import json
+
+    import apache_beam as beam
+    import keras
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    options = PipelineOptions(flags=[], direct_running_mode=mode,
+                              direct_num_workers=2 if mode != "in_memory" else 1)
+    start = time.perf_counter()
+    with beam.Pipeline(options=options) as p:
+        data = make_input(p)
+        if transform is None:
+            data | beam.combiners.Count.Globally()
+        else:
+            (data | transform
+             | beam.Map(lambda i: json.dumps(keras.saving.serialize_keras_object(i)))
+             | beam.io.WriteToText(out, shard_name_template=""))
+    return time.perf_counter() - start
+
+
+def beam_direct(quick: bool) -> List[Dict]:
+    """MeanBias and MedianBias through `keras_biasinit.beam.ComputeInitializer`
+    on the DirectRunner (in-process, and 2 worker processes), over examples
+    (one float each) and over batches of 4096 rows (`batched=True`)."""
+    import json
+    import logging
+    import os
+    import tempfile
+
+    import apache_beam as beam
+    import keras
+
+    import keras_biasinit as kbi
+    from keras_biasinit.beam import ComputeInitializer
+
+    logging.getLogger().setLevel(logging.ERROR)
+    n = _size("beam_rows", quick)
+    y = np.random.default_rng(0).lognormal(size=n)
+    examples = y.tolist()
+    batches = [y[i:i + BATCH] for i in range(0, n, BATCH)]
+    inputs = {"examples": (lambda p: p | beam.Create(examples), False),
+              "batches": (lambda p: p | beam.Create(batches), True)}
+    rows, tmp = [], tempfile.mkdtemp()
+    for cls, key in ((kbi.MeanBias, "mean"), (kbi.MedianBias, "median")):
+        anchor = best_of(lambda: cls.from_dataset(y, verbose=0), 3)
+        want = cls.from_dataset(y, verbose=0).get_config()[key]
+        for mode in ("in_memory", "multi_processing"):
+            for kind, (make_input, batched) in inputs.items():
+                out = os.path.join(tmp, f"{key}-{mode}-{kind}.json")
+                bare = _beam_run(mode, make_input)
+                ours = _beam_run(mode, make_input,
+                                 ComputeInitializer(cls, batched=batched), out)
+                with open(out) as f:
+                    init = keras.saving.deserialize_keras_object(json.load(f))
+                got = init.get_config()[key]
+                check = ("ok (==)" if got == want else _close(got, want, 1e-12))
+                rows.append(_row(
+                    f"{cls.__name__} on Beam", n, f"{mode} {kind}", ours, bare,
+                    "from_dataset(array)", anchor, None,
+                    f"{n / ours / 1e6:.2f}M rows/s vs {n / anchor / 1e6:.0f}M",
+                    check=check))
+    return rows
+
+
 CASES = {
     "adapt-two-heads": adapt_two_heads,
     "slices-prior": slices_prior,
@@ -469,4 +544,5 @@ CASES = {
     "numpy": numpy_input,
     "generated": generated_pipeline,
     "wide": wide_targets,
+    "beam": beam_direct,
 }

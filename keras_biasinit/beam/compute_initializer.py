@@ -1,0 +1,150 @@
+"""`ComputeInitializer`: an initializer of any class, computed by a Beam pipeline."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Optional
+
+import apache_beam as beam
+from apache_beam.transforms.window import GlobalWindows
+
+from keras_biasinit.beam._batches import ToBatches
+from keras_biasinit.beam._combine import StateCombineFn
+from keras_biasinit.beam._passes import PassCombineFn
+from keras_biasinit.beam._passes import finish
+from keras_biasinit.beam._passes import first_pass_factory
+from keras_biasinit.beam._passes import start
+from keras_biasinit.data.elements import Key
+
+#: Passes (pass 1 included) unrolled for the exact order statistics; typical
+#: data take 3.
+DEFAULT_MAX_PASSES = 8
+
+
+def _recipe(cls, options: dict):
+    """`cls._recipe(**options)`, or a ValueError naming the accepted options."""
+    make = getattr(cls, "_recipe", None)
+    if make is None:
+        raise TypeError(
+            "`cls` must be an initializer class computed from data "
+            "(ClassPriorBias, MeanBias, MedianBias, QuantileBias, HuberBias or "
+            f"HeScaled). Received: cls={cls!r}"
+        )
+    accepted = sorted(inspect.signature(make).parameters)
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ValueError(
+            f"{cls.__name__} on Beam takes the options {accepted} (besides "
+            "`target=`/`features=`, `batched=` and `max_passes=`). Received "
+            f"unknown option(s): {unknown}"
+        )
+    return make(**options)
+
+
+def _finish_state(state, finish_result):
+    return finish_result(state.result())
+
+
+class ComputeInitializer(beam.PTransform):
+    """An initializer of class `cls` computed from a PCollection of examples.
+
+    The output is a PCollection of exactly one initializer, equal to
+    `cls.from_dataset(...)` with the same options on the same rows (to float
+    precision; the median, quantile and Huber location exactly). Single-pass
+    statistics (class priors, mean, second moment) are one `CombineGlobally`
+    whose accumulator is the statistic's state; exact order statistics take
+    pass 1 and then up to `max_passes - 1` further stages, each planned from
+    the merged state of the one before (typically 3 passes in all; data that
+    fit `memory_budget` are solved after pass 1). Bad data (NaN targets, class
+    ids out of range, a class never seen, an empty PCollection) fail the
+    pipeline with `from_dataset`'s messages.
+
+    Elements are the forms `from_dataset` reads: `(x, y)`, `(x, y,
+    sample_weight)`, dicts (name the key with `target=`), or bare values
+    (NumPy arrays or Python numbers); each element one example, or, with
+    `batched=True`, a batch of them (rows on axis 0). Runner-agnostic: the
+    same transform runs on the DirectRunner, Dataflow, Flink or Spark, with
+    `keras-biasinit` installed on the workers.
+
+    Example (a Beam pipeline writing the initializer's Keras JSON):
+
+    ```python
+    with beam.Pipeline() as p:
+        (p | beam.Create(examples)
+           | ComputeInitializer(kbi.MedianBias, target="price")
+           | beam.Map(lambda init: json.dumps(
+                 keras.saving.serialize_keras_object(init)))
+           | beam.io.WriteToText("median_bias", shard_name_template=""))
+    ```
+
+    Args:
+        cls: `ClassPriorBias`, `MeanBias`, `MedianBias`, `QuantileBias`,
+            `HuberBias` or `HeScaled` (any class with a `_recipe`).
+        target: the dict key or tuple index of the target, or a path into
+            nested elements, as in `from_dataset`. Defaults to None: the 2nd
+            item of a tuple, or the whole element.
+        features: `HeScaled`'s `target=`: what it measures. Defaults to None:
+            the 1st item of a tuple, or the whole element.
+        batched: whether each element is a batch. Defaults to False.
+        max_passes: the most passes (Beam stages) an exact order statistic
+            may take, pass 1 included. Defaults to 8.
+        **options: `cls.from_dataset`'s statistic options: `num_classes`,
+            `activation`, `smoothing` (ClassPriorBias); `q` (QuantileBias);
+            `delta` (HuberBias); `memory_budget` (the exact order statistics;
+            per worker process); `scale`, `mode`, `distribution`, `seed`
+            (HeScaled).
+    """
+
+    def __init__(self, cls, *, target: Key = None, features: Key = None,
+                 batched: bool = False, max_passes: int = DEFAULT_MAX_PASSES,
+                 **options: Any) -> None:
+        super().__init__()
+        self.cls = cls
+        self.recipe = _recipe(cls, options)
+        features_role = self.recipe.role == "features"
+        wrong = target if features_role else features
+        if wrong is not None:
+            name, right = ("target", "features") if features_role else (
+                "features", "target")
+            raise ValueError(
+                f"{cls.__name__} reads `{right}=`, not `{name}=`. "
+                f"Received: {name}={wrong!r}"
+            )
+        self.key: Optional[Key] = features if features_role else target
+        if not isinstance(batched, bool):
+            raise ValueError(f"`batched` must be True or False. Received: "
+                             f"batched={batched!r}")
+        if isinstance(max_passes, bool) or not isinstance(max_passes, int) or (
+                max_passes < 1):
+            raise ValueError("`max_passes` must be a positive integer. "
+                             f"Received: max_passes={max_passes!r}")
+        self.batched, self.max_passes = batched, max_passes
+
+    def default_label(self) -> str:
+        return f"ComputeInitializer({getattr(self.cls, '__name__', self.cls)})"
+
+    def expand(self, pcoll):
+        recipe = self.recipe
+        batches = (
+            pcoll
+            | "GlobalWindow" >> beam.WindowInto(GlobalWindows())
+            | "ToBatches" >> ToBatches(self.key, recipe.role, self.batched)
+        )
+        if recipe.search is None:
+            return (
+                batches
+                | "Statistic" >> beam.CombineGlobally(StateCombineFn(recipe.state))
+                | "Initializer" >> beam.Map(_finish_state, recipe.finish)
+            )
+        new_first = first_pass_factory(recipe.search, recipe.memory_budget)
+        progress = (
+            batches
+            | "Pass1" >> beam.CombineGlobally(StateCombineFn(new_first))
+            | "Plan1" >> beam.Map(start, recipe.search)
+        )
+        for k in range(2, self.max_passes + 1):
+            progress = batches | f"Pass{k}" >> beam.CombineGlobally(
+                PassCombineFn(), beam.pvalue.AsSingleton(progress)
+            ).without_defaults()
+        return progress | "Initializer" >> beam.Map(finish, recipe.finish,
+                                                    self.max_passes)
