@@ -8,6 +8,7 @@ JSON a user would write (`keras.saving.serialize_keras_object`).
 """
 
 import json
+import re
 import subprocess
 import sys
 
@@ -17,6 +18,8 @@ import pytest
 
 import keras_biasinit as kbi
 from keras_biasinit.stats import weighted_median
+
+pytestmark = pytest.mark.keras  # the initializers come back as Keras JSON
 
 beam = pytest.importorskip("apache_beam")
 
@@ -255,7 +258,10 @@ def test_bad_data_fails_with_from_dataset_message(case):
     expected = _message(reference)
     text = _failure(lambda p: p | beam.Create(examples), transform(),
                     processes=case == "nan_target")
-    assert expected in text
+    # Where a NaN sits within its batch depends on how the runner batched the
+    # rows; everything else in the message is from_dataset's, word for word.
+    parts = re.split(r", the first in row \d+ of the batch \(.*?\)", expected)
+    assert all(part in text for part in parts), (parts, text)
 
 
 def test_empty_pcollection_fails_like_from_dataset():
