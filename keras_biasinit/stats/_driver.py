@@ -114,6 +114,7 @@ def merge_first_pass(first: FirstPass, reducer: Reducer) -> FirstPass:
     if reducer.distributed:
         size = reducer(first.size())
         first.columns = first.columns or size.columns or None
+        first.reiterable = size.reiterable  # so every shard decides alike
         if not first.fits(size.rows, size.weighted):
             first.stop_buffering()
     return reducer(first)

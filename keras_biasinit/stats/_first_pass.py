@@ -174,6 +174,7 @@ class Size:
     rows: int = 0
     columns: int = 0
     weighted: bool = False
+    reiterable: bool = True  # every shard's data can be read again
 
     def merge(self, other: "Size") -> "Size":
         if self.columns and other.columns and self.columns != other.columns:
@@ -184,14 +185,16 @@ class Size:
         self.rows += other.rows
         self.columns = self.columns or other.columns
         self.weighted |= other.weighted
+        self.reiterable &= other.reiterable
         return self
 
     def to_arrays(self) -> Arrays:
-        return {"size": np.array([self.rows, self.columns, int(self.weighted)])}
+        return {"size": np.array([self.rows, self.columns, int(self.weighted),
+                                  int(self.reiterable)])}
 
     def from_arrays(self, arrays: Arrays) -> "Size":
-        rows, columns, weighted = (int(v) for v in arrays["size"])
-        return Size(rows, columns, bool(weighted))
+        rows, columns, weighted, reiterable = (int(v) for v in arrays["size"])
+        return Size(rows, columns, bool(weighted), bool(reiterable))
 
 
 class FirstPass:
@@ -226,7 +229,8 @@ class FirstPass:
         return self.in_memory_bytes(rows, columns, weighted) <= self.meter.budget
 
     def size(self) -> Size:
-        return Size(self.summary.rows, self.columns or 0, self.summary.weighted)
+        return Size(self.summary.rows, self.columns or 0, self.summary.weighted,
+                    self.reiterable)
 
     def update(self, values, weights=None) -> "FirstPass":
         self.columns = check_width(self.columns, values)

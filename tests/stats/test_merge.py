@@ -124,3 +124,17 @@ def test_the_union_in_memory_when_shards_fit_but_not_when_it_does_not(rng):
         [split(y[:2000]), split(y[2000:4000]), split(y[4000:])])
     assert all(r.passes >= 2 for r in results)
     assert all(r.median.tolist() == [np.median(y)] for r in results)
+
+
+def test_a_one_shot_shard_over_budget_fails_on_every_shard_alike(rng):
+    # One shard is a generator, the other a list; each fits the budget, the
+    # union does not and needs several passes, which the generator cannot
+    # give. Every shard raises the same error (none waits for a merge the
+    # others will not make).
+    y = rng.normal(size=6000)
+    shards = [split(y[:3000]), (b for b in split(y[3000:]))]
+    results, _ = run_sharded(
+        lambda b, r: weighted_median(b, memory_budget=160 * 2**10, reducer=r),
+        shards)
+    assert all(isinstance(r, ValueError) and "one-shot iterator" in str(r)
+               for r in results), results
