@@ -23,6 +23,8 @@ from keras_biasinit.stats._budget import chunk_rows
 from keras_biasinit.stats._budget import collect_capacity
 from keras_biasinit.stats._checks import as_columns
 from keras_biasinit.stats._checks import check_weights
+from keras_biasinit.stats._exact_sum import ExactSums
+from keras_biasinit.stats._exact_sum import two_prod
 from keras_biasinit.stats._first_pass import Summary
 from keras_biasinit.stats._first_pass import check_width
 from keras_biasinit.stats._first_pass import chunks
@@ -163,6 +165,9 @@ class PassState:
         self.collector = (_Collector(collect_capacity(meter.budget))
                           if self.collecting.any() else None)
         self.psi = self._new_psi() if self.probe_cols.size else None
+        # A collect pass's final solve needs the regions' sums exactly.
+        self.exact = (ExactSums(5, d) if self.collector is not None
+                      and plan.exact_sums else None)
         if hold:
             meter.hold(self.rows_per_chunk * d * CHUNK_BYTES_PER_ELEMENT)
             if self.bins is not None:
@@ -229,7 +234,20 @@ class PassState:
                 self.region[1, r] += w @ dev
                 if r == 1:
                     self.region[2, r] += w @ (dev * dev)
+        if self.exact is not None:
+            self._add_exact(y, w, below, between, above)
         return ~(below | above | between)
+
+    def _add_exact(self, y, w, below, between, above) -> None:
+        """Exact sums: the weight below, above and between the windows, and
+        `sum w y` between them (as the two parts of each product)."""
+        for k, mask in enumerate((below, above, between)):
+            self.exact.add(k, mask if w is None else w[:, None] * mask)
+        if w is None:
+            self.exact.add(3, y * between)
+        else:
+            for k, part in enumerate(two_prod(w[:, None], y), start=3):
+                self.exact.add(k, part * between)
 
     def _add_bins(self, y, w, keys, mask) -> None:
         rows, cols = np.nonzero(np.broadcast_to(mask, y.shape))
@@ -277,6 +295,8 @@ class PassState:
     def merge(self, other: "PassState") -> "PassState":
         self.seen.merge(other.seen)
         self.region += other.region
+        if self.exact is not None:
+            self.exact.merge(other.exact)
         if self.bins is not None:
             for i, op in enumerate((np.add, np.add, np.add, np.minimum, np.maximum)):
                 self.bins[i] = op(self.bins[i], other.bins[i])
@@ -294,6 +314,8 @@ class PassState:
     def to_arrays(self) -> Arrays:
         arrays = self.seen.to_arrays("seen_")
         arrays["region"] = self.region
+        if self.exact is not None:
+            arrays.update(self.exact.to_arrays("exact_"))
         if self.bins is not None:
             arrays.update(zip(_BIN_NAMES, self.bins))
         if self.collector is not None:
@@ -311,6 +333,8 @@ class PassState:
         state = PassState(self.plan, self.first, self.meter, self.name, hold=False)
         state.seen = Summary.from_arrays(arrays, "seen_")
         state.region = np.array(arrays["region"], np.float64).reshape(3, 3, -1)
+        if state.exact is not None:
+            state.exact = state.exact.from_arrays(arrays, "exact_")
         if state.bins is not None:
             dtypes = (np.int64, np.float64, np.float64, np.uint64, np.uint64)
             state.bins = [np.asarray(arrays[n]).astype(t).reshape(b.shape)
@@ -337,4 +361,5 @@ class PassState:
             region_sum=self.region[1], region_sum2=self.region[2],
             anchors=self.anchors, bins=self.bins, window_anchor=self.window_anchor,
             collected=collected, psi=self.psi, psi_points=self.plan.probes,
+            exact_region=self.exact,
         )

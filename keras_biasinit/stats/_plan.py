@@ -11,7 +11,7 @@ measurement a statistic plans its next pass from.
 from __future__ import annotations
 
 import dataclasses
-from typing import List, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 import numpy as np
 
@@ -52,6 +52,8 @@ class Plan:
         self.mode = np.full(columns, IDLE, np.int8)
         self.probes: Optional[np.ndarray] = None  # (columns, PROBES) values
         self.delta = 0.0
+        #: COLLECT passes also sum the regions exactly (`PassResult.exact_region`).
+        self.exact_sums = False
 
     def set(
         self,
@@ -112,6 +114,9 @@ class PassResult:
     collected: Tuple[np.ndarray, np.ndarray, np.ndarray]  # column, key, weight
     psi: Optional[np.ndarray]  # (4, d, PROBES) for PROBE columns (see run_pass)
     psi_points: Optional[np.ndarray]  # (d, PROBES): where psi was evaluated
+    #: COLLECT passes: exact sums (`ExactSums`) of the weight below, above and
+    #: between the windows and of `sum w y` between (two parts), per column.
+    exact_region: Optional[Any] = None
 
     def column_values(self, column: int) -> Tuple[np.ndarray, np.ndarray]:
         """The collected (sorted, distinct) values of one column and weights."""
