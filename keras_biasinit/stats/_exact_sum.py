@@ -57,6 +57,31 @@ def exact_sum(x: np.ndarray) -> np.ndarray:
     return np.array(levels) if levels else np.zeros((1,) + x.shape[1:])
 
 
+def group_sums(x: np.ndarray, starts: np.ndarray):
+    """Per group of consecutive elements (`starts`, as for `np.add.reduceat`):
+    the sum of positive `x`, and its rounding error, as two floats whose sum
+    is exact to `2^-104` of it (double-double). The same extraction as
+    `exact_sum`, each group with its own `sigma`."""
+    total = np.add.reduceat(x, starts)
+    sizes = np.diff(np.append(starts, x.size))
+    group = np.repeat(np.arange(starts.size), sizes)
+    spread = np.frexp(sizes.astype(np.float64))[1] + 1  # size <= 2^(spread-1)
+    levels = []
+    with np.errstate(over="ignore", invalid="ignore"):
+        while np.any(x):
+            top = np.maximum.reduceat(np.abs(x), starts)
+            if not np.all(top < _LIMIT / 2.0**spread):
+                return total, np.zeros_like(total)
+            sigma = np.where(top > 0, np.ldexp(1.0, np.frexp(top)[1] + spread), 0.0)
+            q = (sigma[group] + x) - sigma[group]
+            levels.append(np.add.reduceat(q, starts))
+            x = x - q
+    if not levels:
+        return total, np.zeros_like(total)
+    # levels[0] and total agree to a few ulps: their difference is exact.
+    return total, (levels[0] - total) + sum(levels[1:], np.zeros_like(total))
+
+
 class ExactSums:
     """Running exact column sums of several quantities, each kept as levels.
 
@@ -75,6 +100,10 @@ class ExactSums:
     def merge(self, other: "ExactSums") -> None:
         for k, levels in enumerate(other.parts):
             self.add(k, levels)
+
+    def levels(self, quantity: int, column: int) -> np.ndarray:
+        """The floats whose exact sum is the sum of `quantity` in `column`."""
+        return self.parts[quantity][:, column]
 
     def to_arrays(self, prefix: str) -> Dict[str, np.ndarray]:
         return {f"{prefix}{k}": levels for k, levels in enumerate(self.parts)}

@@ -24,6 +24,7 @@ from keras_biasinit.stats._budget import collect_capacity
 from keras_biasinit.stats._checks import as_columns
 from keras_biasinit.stats._checks import check_weights
 from keras_biasinit.stats._exact_sum import ExactSums
+from keras_biasinit.stats._exact_sum import group_sums
 from keras_biasinit.stats._exact_sum import two_prod
 from keras_biasinit.stats._first_pass import Summary
 from keras_biasinit.stats._first_pass import check_width
@@ -42,29 +43,39 @@ from keras_biasinit.stats.state import Arrays
 _BIN_NAMES = ("bin_count", "bin_weight", "bin_sum", "bin_kmin", "bin_kmax")
 
 
-def _merge_duplicates(cols, keys, weights):
+def _merge_duplicates(cols, keys, weights, lows=None):
+    """Distinct (column, key) pairs with their summed weights; with `lows`
+    (the weights' low parts), the new low parts: the rounding error of each
+    sum (`group_sums`) plus the summed low parts, so weight + low stays exact
+    to about `2^-104` of the weight however many duplicates are merged."""
     order = np.lexsort((keys, cols))
     cols, keys, weights = cols[order], keys[order], weights[order]
     new = np.ones(cols.shape[0], bool)
     new[1:] = (cols[1:] != cols[:-1]) | (keys[1:] != keys[:-1])
     starts = np.flatnonzero(new)
-    return cols[starts], keys[starts], np.add.reduceat(weights, starts)
+    if lows is None:
+        return cols[starts], keys[starts], np.add.reduceat(weights, starts)
+    total, error = group_sums(weights, starts)
+    return (cols[starts], keys[starts], total,
+            error + np.add.reduceat(lows[order], starts))
 
 
 class _Collector:
     """Fixed buffers for (column, key, weight) triples; duplicates are merged
     whenever the buffers fill, so they hold at most `capacity` distinct values
-    plus what arrived since the last merge."""
+    plus what arrived since the last merge. With `exact`, each weight also has
+    a low part (the rounding of merged weights, see `_merge_duplicates`)."""
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, exact: bool = False) -> None:
         self.capacity = capacity
         size = 2 * capacity
         self.cols = np.empty(size, np.intp)
         self.keys = np.empty(size, np.uint64)
         self.weights = np.empty(size)
+        self.lows = np.empty(size) if exact else None
         self.size = 0
 
-    def add(self, cols, keys, weights) -> None:
+    def add(self, cols, keys, weights, lows=None) -> None:
         start = 0
         while start < cols.size:
             room = self.cols.size - self.size
@@ -76,21 +87,29 @@ class _Collector:
             self.cols[self.size : end] = cols[start : start + take]
             self.keys[self.size : end] = keys[start : start + take]
             self.weights[self.size : end] = weights[start : start + take]
+            if self.lows is not None:
+                self.lows[self.size : end] = (0.0 if lows is None
+                                              else lows[start : start + take])
             self.size, start = end, start + take
 
     def _merge(self) -> None:
-        merged = _merge_duplicates(self.cols[: self.size], self.keys[: self.size],
-                                   self.weights[: self.size])
+        n = self.size
+        merged = _merge_duplicates(self.cols[:n], self.keys[:n], self.weights[:n],
+                                   None if self.lows is None else self.lows[:n])
         self.size = merged[0].size
         if self.size > self.capacity:
             raise _Overflow()
         self.cols[: self.size], self.keys[: self.size] = merged[0], merged[1]
         self.weights[: self.size] = merged[2]
+        if self.lows is not None:
+            self.lows[: self.size] = merged[3]
 
     def result(self):
+        """(cols, keys, weights), and the weights' low parts if `exact`."""
         self._merge()
         n = self.size
-        return self.cols[:n].copy(), self.keys[:n].copy(), self.weights[:n].copy()
+        parts = (self.cols, self.keys, self.weights, self.lows)
+        return tuple(a[:n].copy() for a in parts if a is not None)
 
 
 class _Overflow(Exception):
@@ -162,7 +181,8 @@ class PassState:
         self.bins = self._new_bins() if self.binning.any() else None
         self.binner = _Binner(plan) if self.bins is not None else None
         self.all_inside = self._all_in_windows()
-        self.collector = (_Collector(collect_capacity(meter.budget))
+        self.collector = (_Collector(collect_capacity(meter.budget),
+                                     exact=plan.exact_sums)
                           if self.collecting.any() else None)
         self.psi = self._new_psi() if self.probe_cols.size else None
         # A collect pass's final solve needs the regions' sums exactly.
@@ -323,7 +343,7 @@ class PassState:
                 collected = self.collector.result()
             except _Overflow:
                 raise _changed_error(self.name) from None
-            arrays.update(zip(("cols", "keys", "weights"), collected))
+            arrays.update(zip(("cols", "keys", "weights", "weights_lo"), collected))
         if self.psi is not None:
             arrays["psi"] = self.psi
         return arrays
@@ -342,7 +362,8 @@ class PassState:
         if state.collector is not None:
             state.collector.add(np.asarray(arrays["cols"]).astype(np.intp),
                                 np.asarray(arrays["keys"]).astype(np.uint64),
-                                np.asarray(arrays["weights"], np.float64))
+                                np.asarray(arrays["weights"], np.float64),
+                                arrays.get("weights_lo"))
         if state.psi is not None:
             state.psi = np.array(arrays["psi"], np.float64).reshape(state.psi.shape)
         return state
@@ -360,6 +381,7 @@ class PassState:
             summary=self.seen, region_weight=self.region[0],
             region_sum=self.region[1], region_sum2=self.region[2],
             anchors=self.anchors, bins=self.bins, window_anchor=self.window_anchor,
-            collected=collected, psi=self.psi, psi_points=self.plan.probes,
+            collected=collected[:3], psi=self.psi, psi_points=self.plan.probes,
             exact_region=self.exact,
+            collected_lo=collected[3] if len(collected) > 3 else None,
         )

@@ -117,12 +117,22 @@ class PassResult:
     #: COLLECT passes: exact sums (`ExactSums`) of the weight below, above and
     #: between the windows and of `sum w y` between (two parts), per column.
     exact_region: Optional[Any] = None
+    #: With `exact_region`: the low part of each collected weight (its rounding).
+    collected_lo: Optional[np.ndarray] = None
 
     def column_values(self, column: int) -> Tuple[np.ndarray, np.ndarray]:
         """The collected (sorted, distinct) values of one column and weights."""
         cols, keys, weights = self.collected
         start, stop = np.searchsorted(cols, [column, column + 1])
         return from_keys(keys[start:stop]), weights[start:stop]
+
+    def column_weight_lo(self, column: int) -> np.ndarray:
+        """The low parts of `column_values`'s weights (zeros if not kept)."""
+        cols = self.collected[0]
+        start, stop = np.searchsorted(cols, [column, column + 1])
+        if self.collected_lo is None:
+            return np.zeros(stop - start)
+        return self.collected_lo[start:stop]
 
     def column_bins(self, column: int, kind: int):
         """Non-empty bins of one column and histogram `kind` (0: equal key

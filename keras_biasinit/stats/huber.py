@@ -273,6 +273,10 @@ class HuberSearch:
             self.low[j] = self.data_min[j]
         elif solved == "high":
             self.high[j] = self.data_max[j]
+        elif solved == "below":  # psi(low) > 0, exactly: the root is below
+            self.low[j], self.high[j] = self.data_min[j], self.low[j]
+        elif solved == "above":
+            self.low[j], self.high[j] = self.high[j], self.data_max[j]
         else:
             self.location[j], self.loss_sum[j] = solved
             self.done[j] = True

@@ -113,9 +113,9 @@ def test_both_solvers_give_the_exact_minimiser(problem):
     assert in_memory.passes == 1 and (streamed.passes >= 2 or np.ptp(y) == 0)
     assert ulps(huber_location_1d(y, ones, delta), nearest) <= 1
     assert ulps(in_memory.location[0], nearest) <= 1
-    # The streamed solve is exact only to the data's scale (see the xfail below).
-    scale = max(np.abs(y).max(), delta)
-    assert abs(streamed.location[0] - nearest) <= 2 * EPS * scale
+    # The streamed solve sums psi exactly too: the same float.
+    assert ulps(streamed.location[0], nearest) <= 1
+    assert streamed.location[0] == in_memory.location[0]
     # No constant does better: the loss exceeds the exact minimum by at most
     # what a rounding of the minimiser can cost (the loss's curvature <= sum w).
     b = in_memory.location[0]
@@ -163,8 +163,6 @@ def test_delta_below_the_spacing_of_the_data(offset, delta):
         assert ulps(huber_location_1d(y, np.ones(n), delta), float(exact)) <= 1
 
 
-@pytest.mark.xfail(strict=True, reason="the streamed solve rounds at the data's "
-                   "scale, not the location's: eps * |y| off a location near 0")
 @pytest.mark.parametrize("y, delta", [
     # psi is 0 on [-2.5 + 1, 2.4991 - 1]: midpoint -0.00045 (streamed: 4096 ulps)
     ([-3.0, -2.5, 2.4991, 3.0], 1.0),
@@ -177,4 +175,4 @@ def test_streamed_location_to_the_last_ulps_near_zero(y, delta):
     assert ulps(huber_location_1d(y, np.ones(y.size), delta), float(exact)) == 0
     result = huber_location(split(y, size=3), delta=delta, memory_budget=TINY)
     assert result.passes >= 2
-    assert ulps(result.location[0], float(exact)) <= 4
+    assert ulps(result.location[0], float(exact)) == 0
