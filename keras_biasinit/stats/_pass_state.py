@@ -261,8 +261,13 @@ class PassState:
     def _add_exact(self, y, w, below, between, above) -> None:
         """Exact sums: the weight below, above and between the windows, and
         `sum w y` between them (as the two parts of each product)."""
+        # Counts, and sums of integer weights below 2^53, are exact as they are.
+        whole = w is None or (np.all(w == np.floor(w)) and w.sum() < 2.0**52)
         for k, mask in enumerate((below, above, between)):
-            self.exact.add(k, mask if w is None else w[:, None] * mask)
+            if whole:
+                self.exact.add(k, (mask.sum(axis=0) if w is None else w @ mask)[None])
+            else:
+                self.exact.add(k, w[:, None] * mask)
         if w is None:
             self.exact.add(3, y * between)
         else:
