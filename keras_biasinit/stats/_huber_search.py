@@ -6,9 +6,11 @@ delta]` and `[L + delta, U + delta]` change regime; every other value adds
 delta)` whatever `b` in the bracket, so it is needed only through sums. A
 histogram pass bounds psi at the bin edges (+- delta), hence a bracket a bin or
 two wide; a collect pass gathers the values of its two windows and solves psi
-exactly on the bracket (`solve_segments`). A bracket the bins cannot narrow is
-narrowed by evaluating psi exactly at `PROBES` points (`probe_points`,
-`probed`). `keras_biasinit.stats.huber` drives these steps.
+on the bracket (`solve`): its zero stretch or a start from the segments'
+lines (`solve_segments`), then the nearest float from psi summed exactly
+(`_exact_solve`), the regions entering through exact sums. A bracket the bins
+cannot narrow is narrowed by evaluating psi exactly at `PROBES` points
+(`probe_points`, `probed`). `keras_biasinit.stats.huber` drives these steps.
 """
 
 from __future__ import annotations

@@ -27,12 +27,14 @@ How it is computed (`memory_budget` bytes, default 256 MiB):
   `-delta` or `b - y` to `psi` whatever `b` in the bracket, so it is needed
   only through sums. The histogram gives bounds on `psi` at the bin edges
   (+- delta), hence a bracket a bin or two wide; (3) the values of those two
-  narrow windows are collected exactly, the rest enter through exact
-  per-region sums (weight, first and second moments), and `psi` is solved
-  exactly on the bracket as above. Windows too large for the budget are binned
-  again first (one more pass each), and a bracket the bins cannot narrow is
-  narrowed by evaluating `psi` exactly at 32 points in one pass; never
-  approximated.
+  narrow windows are collected exactly, the rest enter through per-region
+  sums (weight, first and second moments, for the loss) and exact sums
+  (`_exact_sum`: the weight below, between and above, and `sum w y`
+  between), and `psi` is summed exactly on the bracket as above
+  (`_huber_exact`): the same float as the in-memory solve. Windows too large
+  for the budget are binned again first (one more pass each), and a bracket
+  the bins cannot narrow is narrowed by evaluating `psi` exactly at 32 points
+  in one pass; never approximated.
 - A one-shot iterator (a generator) whose data exceed the budget cannot be read
   again: ValueError, asking for a re-iterable dataset or a larger budget.
 """
