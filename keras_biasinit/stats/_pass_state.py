@@ -21,6 +21,9 @@ from keras_biasinit.stats._budget import chunk_rows
 from keras_biasinit.stats._budget import collect_capacity
 from keras_biasinit.stats._checks import as_columns
 from keras_biasinit.stats._checks import check_weights
+from keras_biasinit.stats._exact_sum import ExactSums
+from keras_biasinit.stats._exact_sum import group_sums
+from keras_biasinit.stats._exact_sum import two_prod
 from keras_biasinit.stats._first_pass import Summary
 from keras_biasinit.stats._first_pass import check_width
 from keras_biasinit.stats._first_pass import chunks
@@ -44,29 +47,39 @@ _BIN_DTYPES = Histograms(np.int64, np.float64, np.float64, np.uint64, np.uint64)
 _PROBE_MERGE = Probes(np.add, np.add, np.maximum, np.minimum)
 
 
-def _merge_duplicates(cols, keys, weights):
+def _merge_duplicates(cols, keys, weights, lows=None):
+    """Distinct (column, key) pairs with their summed weights; with `lows`
+    (the weights' low parts), the new low parts: the rounding error of each
+    sum (`group_sums`) plus the summed low parts, so weight + low stays exact
+    to about `2^-104` of the weight however many duplicates are merged."""
     order = np.lexsort((keys, cols))
     cols, keys, weights = cols[order], keys[order], weights[order]
     new = np.ones(cols.shape[0], bool)
     new[1:] = (cols[1:] != cols[:-1]) | (keys[1:] != keys[:-1])
     starts = np.flatnonzero(new)
-    return cols[starts], keys[starts], np.add.reduceat(weights, starts)
+    if lows is None:
+        return cols[starts], keys[starts], np.add.reduceat(weights, starts)
+    total, error = group_sums(weights, starts)
+    return (cols[starts], keys[starts], total,
+            error + np.add.reduceat(lows[order], starts))
 
 
 class _Collector:
     """Fixed buffers for (column, key, weight) triples; duplicates are merged
     whenever the buffers fill, so they hold at most `capacity` distinct values
-    plus what arrived since the last merge."""
+    plus what arrived since the last merge. With `exact`, each weight also has
+    a low part (the rounding of merged weights, see `_merge_duplicates`)."""
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, exact: bool = False) -> None:
         self.capacity = capacity
         size = 2 * capacity
         self.cols = np.empty(size, np.intp)
         self.keys = np.empty(size, np.uint64)
         self.weights = np.empty(size)
+        self.lows = np.empty(size) if exact else None
         self.size = 0
 
-    def add(self, cols, keys, weights) -> None:
+    def add(self, cols, keys, weights, lows=None) -> None:
         start = 0
         while start < cols.size:
             room = self.cols.size - self.size
@@ -78,22 +91,30 @@ class _Collector:
             self.cols[self.size : end] = cols[start : start + take]
             self.keys[self.size : end] = keys[start : start + take]
             self.weights[self.size : end] = weights[start : start + take]
+            if self.lows is not None:
+                self.lows[self.size : end] = (0.0 if lows is None
+                                              else lows[start : start + take])
             self.size, start = end, start + take
 
     def _merge(self) -> None:
-        merged = _merge_duplicates(self.cols[: self.size], self.keys[: self.size],
-                                   self.weights[: self.size])
+        n = self.size
+        merged = _merge_duplicates(self.cols[:n], self.keys[:n], self.weights[:n],
+                                   None if self.lows is None else self.lows[:n])
         self.size = merged[0].size
         if self.size > self.capacity:
             raise _Overflow()
         self.cols[: self.size], self.keys[: self.size] = merged[0], merged[1]
         self.weights[: self.size] = merged[2]
+        if self.lows is not None:
+            self.lows[: self.size] = merged[3]
 
     def result(self):
+        """(cols, keys, weights), and the weights' low parts if `exact`."""
         self._merge()
         n = self.size
+        lows = None if self.lows is None else self.lows[:n].copy()
         return Collected(self.cols[:n].copy(), self.keys[:n].copy(),
-                         self.weights[:n].copy())
+                         self.weights[:n].copy(), lows)
 
 
 class _Overflow(Exception):
@@ -165,9 +186,13 @@ class PassState:
         self.bins = self._new_bins() if self.binning.any() else None
         self.binner = _Binner(plan) if self.bins is not None else None
         self.all_inside = self._all_in_windows()
-        self.collector = (_Collector(collect_capacity(meter.budget))
+        self.collector = (_Collector(collect_capacity(meter.budget),
+                                     exact=plan.exact_sums)
                           if self.collecting.any() else None)
         self.probes = self._new_probes() if self.probe_cols.size else None
+        # A collect pass's final solve needs the regions' sums exactly.
+        self.exact = (ExactSums(5, d) if self.collector is not None
+                      and plan.exact_sums else None)
         if hold:
             meter.hold(self.rows_per_chunk * d * CHUNK_BYTES_PER_ELEMENT)
             if self.bins is not None:
@@ -232,7 +257,25 @@ class PassState:
                 self.region[1, r] += w @ dev
                 if r == 1:
                     self.region[2, r] += w @ (dev * dev)
+        if self.exact is not None:
+            self._add_exact(y, w, below, between, above)
         return ~(below | above | between)
+
+    def _add_exact(self, y, w, below, between, above) -> None:
+        """Exact sums: the weight below, above and between the windows, and
+        `sum w y` between them (as the two parts of each product)."""
+        # Counts, and sums of integer weights below 2^53, are exact as they are.
+        whole = w is None or (np.all(w == np.floor(w)) and w.sum() < 2.0**52)
+        for k, mask in enumerate((below, above, between)):
+            if whole:
+                self.exact.add(k, (mask.sum(axis=0) if w is None else w @ mask)[None])
+            else:
+                self.exact.add(k, w[:, None] * mask)
+        if w is None:
+            self.exact.add(3, y * between)
+        else:
+            for k, part in enumerate(two_prod(w[:, None], y), start=3):
+                self.exact.add(k, part * between)
 
     def _add_bins(self, y, w, keys, mask) -> None:
         rows, cols = np.nonzero(np.broadcast_to(mask, y.shape))
@@ -280,6 +323,8 @@ class PassState:
     def merge(self, other: "PassState") -> "PassState":
         self.seen.merge(other.seen)
         self.region += other.region
+        if self.exact is not None:
+            self.exact.merge(other.exact)
         if self.bins is not None:
             self.bins = Histograms(*(op(a, b) for op, a, b in
                                      zip(_BIN_MERGE, self.bins, other.bins)))
@@ -296,6 +341,8 @@ class PassState:
     def to_arrays(self) -> Arrays:
         arrays = self.seen.to_arrays("seen_")
         arrays["region"] = self.region
+        if self.exact is not None:
+            arrays.update(self.exact.to_arrays("exact_"))
         if self.bins is not None:
             arrays.update(("bin_" + k, v) for k, v in self.bins._asdict().items())
         if self.collector is not None:
@@ -303,7 +350,10 @@ class PassState:
                 collected = self.collector.result()
             except _Overflow:
                 raise _changed_error(self.name) from None
-            arrays.update(collected._asdict())
+            arrays.update(cols=collected.cols, keys=collected.keys,
+                          weights=collected.weights)
+            if collected.lows is not None:
+                arrays["weights_lo"] = collected.lows
         if self.probes is not None:
             arrays.update(("probe_" + k, v) for k, v in self.probes._asdict().items())
         return arrays
@@ -313,6 +363,8 @@ class PassState:
         state = PassState(self.plan, self.first, self.meter, self.name, hold=False)
         state.seen = Summary.from_arrays(arrays, "seen_")
         state.region = np.array(arrays["region"], np.float64).reshape(3, 3, -1)
+        if state.exact is not None:
+            state.exact = state.exact.from_arrays(arrays, "exact_")
         if state.bins is not None:
             state.bins = Histograms(*(
                 np.asarray(arrays["bin_" + name]).astype(dtype).reshape(empty.shape)
@@ -321,7 +373,8 @@ class PassState:
         if state.collector is not None:
             state.collector.add(np.asarray(arrays["cols"]).astype(np.intp),
                                 np.asarray(arrays["keys"]).astype(np.uint64),
-                                np.asarray(arrays["weights"], np.float64))
+                                np.asarray(arrays["weights"], np.float64),
+                                arrays.get("weights_lo"))
         if state.probes is not None:
             state.probes = Probes(*(
                 np.array(arrays["probe_" + name], np.float64).reshape(empty.shape)
@@ -343,5 +396,6 @@ class PassState:
             region_sum=self.region[1], region_sum2=self.region[2],
             anchors=self.anchors, bins=self.bins, window_anchor=self.window_anchor,
             collected=collected, probes=self.probes,
-            probe_points=self.plan.probe_points,
+            probe_points=self.plan.probe_points, exact_region=self.exact,
+            collected_lo=collected.lows,
         )

@@ -11,7 +11,7 @@ measurement a statistic plans its next pass from.
 from __future__ import annotations
 
 import dataclasses
-from typing import List, NamedTuple, Optional, Tuple
+from typing import Any, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
@@ -52,6 +52,8 @@ class Plan:
         self.mode = np.full(columns, IDLE, np.int8)
         self.probe_points: Optional[np.ndarray] = None  # (columns, PROBES) values
         self.delta = 0.0
+        #: COLLECT passes also sum the regions exactly (`PassResult.exact_region`).
+        self.exact_sums = False
 
     def set(
         self,
@@ -115,6 +117,7 @@ class Collected(NamedTuple):
     cols: np.ndarray  # intp
     keys: np.ndarray  # uint64
     weights: np.ndarray
+    lows: Optional[np.ndarray] = None  # the weights' rounding, for exact sums
 
 
 class Probes(NamedTuple):
@@ -152,12 +155,24 @@ class PassResult:
     collected: Collected
     probes: Optional[Probes]  # for PROBE columns
     probe_points: Optional[np.ndarray]  # (d, PROBES): where psi was evaluated
+    #: COLLECT passes: exact sums (`ExactSums`) of the weight below, above and
+    #: between the windows and of `sum w y` between (two parts), per column.
+    exact_region: Optional[Any] = None
+    #: With `exact_region`: the low part of each collected weight (its rounding).
+    collected_lo: Optional[np.ndarray] = None
 
     def column_values(self, column: int) -> Tuple[np.ndarray, np.ndarray]:
         """The collected (sorted, distinct) values of one column and weights."""
-        cols, keys, weights = self.collected
-        start, stop = np.searchsorted(cols, [column, column + 1])
-        return from_keys(keys[start:stop]), weights[start:stop]
+        c = self.collected
+        start, stop = np.searchsorted(c.cols, [column, column + 1])
+        return from_keys(c.keys[start:stop]), c.weights[start:stop]
+
+    def column_weight_lo(self, column: int) -> np.ndarray:
+        """The low parts of `column_values`'s weights (zeros if not kept)."""
+        start, stop = np.searchsorted(self.collected.cols, [column, column + 1])
+        if self.collected_lo is None:
+            return np.zeros(stop - start)
+        return self.collected_lo[start:stop]
 
     def column_bins(self, column: int, kind: int) -> ColumnBins:
         """Non-empty bins of one column and histogram `kind` (0: equal key

@@ -27,12 +27,14 @@ How it is computed (`memory_budget` bytes, default 256 MiB):
   `-delta` or `b - y` to `psi` whatever `b` in the bracket, so it is needed
   only through sums. The histogram gives bounds on `psi` at the bin edges
   (+- delta), hence a bracket a bin or two wide; (3) the values of those two
-  narrow windows are collected exactly, the rest enter through exact
-  per-region sums (weight, first and second moments), and `psi` is solved
-  exactly on the bracket as above. Windows too large for the budget are binned
-  again first (one more pass each), and a bracket the bins cannot narrow is
-  narrowed by evaluating `psi` exactly at 32 points in one pass; never
-  approximated.
+  narrow windows are collected exactly, the rest enter through per-region
+  sums (weight, first and second moments, for the loss) and exact sums
+  (`_exact_sum`: the weight below, between and above, and `sum w y`
+  between), and `psi` is summed exactly on the bracket as above
+  (`_huber_exact`): the same float as the in-memory solve. Windows too large
+  for the budget are binned again first (one more pass each), and a bracket
+  the bins cannot narrow is narrowed by evaluating `psi` exactly at 32 points
+  in one pass; never approximated.
 - A one-shot iterator (a generator) whose data exceed the budget cannot be read
   again: ValueError, asking for a re-iterable dataset or a larger budget.
 """
@@ -41,8 +43,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import itertools
-import math
 from typing import Iterable, Optional, Tuple
 
 import numpy as np
@@ -53,9 +53,10 @@ from keras_biasinit.stats._budget import analysis_block
 from keras_biasinit.stats._budget import bins_per_window
 from keras_biasinit.stats._budget import collect_capacity
 from keras_biasinit.stats._driver import solve
+from keras_biasinit.stats._huber_exact import exact_psi
+from keras_biasinit.stats._huber_exact import exact_root
 from keras_biasinit.stats._huber_search import huber_loss
 from keras_biasinit.stats._keys import from_keys
-from keras_biasinit.stats._keys import to_keys
 from keras_biasinit.stats._plan import BIN
 from keras_biasinit.stats._plan import COLLECT
 from keras_biasinit.stats._plan import PROBE
@@ -90,7 +91,7 @@ def huber_location_1d(y: np.ndarray, w: np.ndarray, delta: float) -> float:
     interval is returned: `(y_k + y_{k+1}) / 2`, whatever `delta`. Otherwise the
     root is unique: an approximate bisection over the breakpoints `y +- delta`
     gives a start, and a safeguarded Newton iteration on psi evaluated exactly
-    (`_exact_psi`) ends between two adjacent floats; the nearer is returned.
+    (`exact_psi`) ends between two adjacent floats; the nearer is returned.
     Nothing is compared with a rounded `y +- delta`, so a `delta` below the
     spacing of the data (1e-12 on data near 1e9) is as exact as any other.
 
@@ -110,10 +111,10 @@ def huber_location_1d(y: np.ndarray, w: np.ndarray, delta: float) -> float:
     if flat is not None:
         return flat
     exact_cum = bool(np.all(weights == np.floor(weights))) and cum_w[-1] < 2.0**53
-    psi = functools.partial(_exact_psi, values, weights,
+    psi = functools.partial(exact_psi, values, weights,
                             cum_w if exact_cum else None, delta)
-    return _exact_root(psi, values[0], values[-1],
-                       _start(values, weights, cum_w, delta))
+    return exact_root(psi, values[0], values[-1],
+                      _start(values, weights, cum_w, delta))
 
 
 def _flat_midpoint(values, cum_w, delta) -> Optional[float]:
@@ -161,116 +162,6 @@ def _start(values, weights, cum_w, delta) -> float:
     value, slope = psi(middle)
     start = middle - value / slope if slope > 0 else middle
     return float(np.clip(start, max(a, values[0]), min(b, values[-1])))
-
-
-def _exact_root(psi, low: float, high: float, t: float) -> float:
-    """The float nearest the root of the monotone `psi` in `[low, high]`.
-
-    `psi(t)` returns (psi correctly rounded, its slope). Newton steps, kept
-    inside the bracket (a step that would not move is nudged by an ulp), then
-    bisection in float keys if Newton has not closed the bracket in 8 steps.
-    Ends when `low` and `high` are adjacent floats (or psi is exactly 0).
-    """
-    psi_low = psi_high = None
-    for step in range(_MAX_STEPS):
-        value, slope = psi(t)
-        if value == 0:
-            return float(t)
-        if value < 0:
-            low, psi_low = t, value
-        else:
-            high, psi_high = t, value
-        if np.nextafter(low, np.inf) >= high:
-            break
-        t = t - value / slope if slope > 0 and step < 8 else np.nan
-        if t <= low:
-            t = np.nextafter(low, np.inf)
-        elif t >= high:
-            t = np.nextafter(high, -np.inf)
-        if not low < t < high:  # no Newton step (slope 0, or bisecting now)
-            keys = to_keys(np.array([low, high]))
-            t = float(from_keys(keys[0] + (keys[1] - keys[0]) // 2))
-    psi_low = psi(low)[0] if psi_low is None else psi_low
-    psi_high = psi(high)[0] if psi_high is None else psi_high
-    return float(low if -psi_low <= psi_high else high)
-
-
-def _exact_psi(values, weights, cum_w, delta: float, t: float):
-    """psi(t) = sum w clip(t - y, -delta, delta), correctly rounded, and its
-    slope (the weight within delta of t).
-
-    Which rows lie within delta of t is decided exactly (`_count`); `t - y` is
-    split into two floats that sum to it exactly (`_two_sum`), each product
-    with a weight likewise (`_two_prod`), and `math.fsum` rounds the whole sum
-    once. `cum_w`: the prefix weights if they are exact (integer weights),
-    else None (the saturated rows then enter one by one).
-    """
-    lo = _count(values, delta, t, strict=True)  # rows with y < t - delta
-    hi = _count(values, -delta, t, strict=False)  # rows with y <= t + delta
-    diff = _two_sum(t, -values[lo:hi])
-    if cum_w is not None:
-        saturated = cum_w[lo] - (cum_w[-1] - cum_w[hi])  # exact: integer weights
-        parts = [*_two_prod(np.array([delta]), np.array([saturated])),
-                 *_two_prod(weights[lo:hi], diff[0]),
-                 *_two_prod(weights[lo:hi], diff[1])]
-        slope = cum_w[hi] - cum_w[lo]
-    else:
-        parts = [*_two_prod(weights[:lo], delta),
-                 *(-p for p in _two_prod(weights[hi:], delta)),
-                 *_two_prod(weights[lo:hi], diff[0]),
-                 *_two_prod(weights[lo:hi], diff[1])]
-        slope = _fsum([weights[lo:hi]])
-    return _fsum(parts), slope
-
-
-def _count(values, shift: float, t: float, *, strict: bool) -> int:
-    """The number of (sorted) rows with `y + shift < t` (or `<= t`), exactly.
-
-    Rows more than two ulps from the rounded `t - shift` are certain; the few
-    near it are decided on `fl(y + shift)` and its rounding error.
-    """
-    edge = t - shift
-    lo = np.searchsorted(values, np.nextafter(np.nextafter(edge, -np.inf), -np.inf))
-    hi = np.searchsorted(values, np.nextafter(np.nextafter(edge, np.inf), np.inf),
-                         side="right")
-    s, e = _two_sum(values[lo:hi], shift)
-    at = (s == t) & ((e < 0) if strict else (e <= 0))
-    return int(lo + np.count_nonzero((s < t) | at))
-
-
-_SPLIT = 2.0**27 + 1  # Veltkamp's splitter for float64
-_MAX_STEPS = 200
-_CHUNK = 2**14
-
-
-def _two_sum(a, b):
-    """`a + b` as `(s, e)` with `s + e == a + b` exactly (Knuth's TwoSum)."""
-    s = a + b
-    b_virtual = s - a
-    return s, (a - (s - b_virtual)) + (b - b_virtual)
-
-
-def _two_prod(a, b):
-    """`a * b` as `(p, e)` with `p + e == a * b` exactly (Dekker), for arrays;
-    inexact only on overflow or underflow, which `_fsum` falls back on."""
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    p = a * b
-    a_hi = _SPLIT * a
-    a_hi = a_hi - (a_hi - a)
-    b_hi = _SPLIT * b
-    b_hi = b_hi - (b_hi - b)
-    a_lo, b_lo = a - a_hi, b - b_hi
-    return p, ((a_hi * b_hi - p) + a_hi * b_lo + a_lo * b_hi) + a_lo * b_lo
-
-
-def _fsum(arrays) -> float:
-    """The correctly rounded sum of all the arrays' elements (`math.fsum`), in
-    bounded memory; a plain float sum if an exact split overflowed."""
-    arrays = [np.ravel(a) for a in arrays]
-    if not all(np.isfinite(a).all() for a in arrays):
-        return float(sum(np.nansum(a) for a in arrays))
-    return math.fsum(itertools.chain.from_iterable(
-        a[i : i + _CHUNK].tolist() for a in arrays for i in range(0, a.size, _CHUNK)))
 
 
 def in_memory_bytes(rows: int, columns: int, weighted: bool) -> int:
@@ -384,6 +275,10 @@ class HuberSearch:
             self.low[j] = self.data_min[j]
         elif solved == "high":
             self.high[j] = self.data_max[j]
+        elif solved == "below":  # psi(low) > 0, exactly: the root is below
+            self.low[j], self.high[j] = self.data_min[j], self.low[j]
+        elif solved == "above":
+            self.low[j], self.high[j] = self.high[j], self.data_max[j]
         else:
             self.location[j], self.loss_sum[j] = solved
             self.done[j] = True
@@ -403,6 +298,7 @@ class HuberSearch:
 
     def _plan(self, wanted, plan, meter) -> Plan:
         new = Plan(plan.columns, plan.bins)
+        new.exact_sums = True  # the final solve needs the regions exactly
         room = collect_capacity(meter.budget)
         for cost, j, wins, spans, stuck in sorted(wanted, key=lambda t: t[0]):
             if cost <= room:
