@@ -117,13 +117,10 @@ def test_weighted_examples_equal_from_dataset(tmp_path, weighted_rows):
     assert_same(got["median"], ref(kbi.MedianBias), exact=("median",))
     assert_same(got["median_tiny"], ref(kbi.MedianBias, memory_budget=TINY),
                 exact=("median",))
-    # The weighted Huber location sums float weights, so its last bits depend
-    # on the order of the rows, for from_dataset too (these rows permuted move
-    # it by 2 ulp). Unweighted and in memory it is exact: test_batched_...
-    # checks `==`.
-    assert_same(got["huber"], ref(kbi.HuberBias, delta=3.0), rtol=1e-13)
+    # The Huber location is exact (psi summed exactly), so bit for bit too.
+    assert_same(got["huber"], ref(kbi.HuberBias, delta=3.0), exact=("location",))
     assert_same(got["huber_tiny"], ref(kbi.HuberBias, delta=3.0, memory_budget=TINY),
-                rtol=1e-13)
+                exact=("location",))
     assert_same(got["he"], kbi.HeScaled.from_dataset(
         (x, y, w), verbose=0, scale=1.0, seed=3))
     if QuantileBias is not None:
@@ -190,11 +187,8 @@ def test_batched_and_dict_elements_equal_from_dataset(tmp_path, rng):
         y2, verbose=0, memory_budget=TINY), exact=("median",))
     assert_same(got["huber"], kbi.HuberBias.from_dataset(
         y2, verbose=0, delta=10.0), exact=("location",))
-    # In several passes the location comes from float sums over the rows
-    # outside its bracket, whose last bits follow the order of the rows: for
-    # from_dataset too (batches of 700 rows vs 997 move it by ~1e-14 relative).
     assert_same(got["huber_tiny"], kbi.HuberBias.from_dataset(
-        y2, verbose=0, delta=10.0, memory_budget=TINY), rtol=1e-13)
+        y2, verbose=0, delta=10.0, memory_budget=TINY), exact=("location",))
     assert_same(got["multi_label"], kbi.ClassPriorBias.from_dataset(
         multi, verbose=0, activation="sigmoid"))
     assert_same(got["priors"], kbi.ClassPriorBias.from_dataset(

@@ -138,3 +138,23 @@ def test_a_one_shot_shard_over_budget_fails_on_every_shard_alike(rng):
         shards)
     assert all(isinstance(r, ValueError) and "one-shot iterator" in str(r)
                for r in results), results
+
+
+@pytest.mark.parametrize("budget", [2**28, TINY], ids=["in memory", "multi-pass"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_order_statistics_do_not_depend_on_batch_size_or_order(rng, budget,
+                                                               weighted):
+    y = rng.standard_t(3, 20_001) * 4 + 100
+    w = rng.random(y.size) * 2 if weighted else None
+    found = set()
+    for size in (700, 997, y.size):
+        for shuffle in (False, True):
+            order = rng.permutation(y.size) if shuffle else np.arange(y.size)
+            batches = split(y[order], None if w is None else w[order], size)
+            found.add((
+                float(huber_location(batches, delta=0.5, memory_budget=budget)
+                      .location[0]),
+                float(weighted_quantile(batches, q=0.3, memory_budget=budget)
+                      .quantile[0]),
+            ))
+    assert len(found) == 1, found  # bit for bit
