@@ -313,3 +313,60 @@ def test_log_cosh_over_budget_names_the_options(data):
     model.compile(loss="log_cosh")
     with pytest.raises(ValueError, match="log-cosh root.*`memory_budget=`"):
         kbi.adapt_output_bias(model, (x, reg), memory_budget=256, verbose=0)
+
+
+def _protocol_cases():
+    rng = np.random.default_rng(11)
+    n = 120
+    soft = rng.dirichlet([1.0, 2.0, 3.0], n)
+    return [
+        ("sparse_categorical_crossentropy", "softmax", rng.integers(0, 3, n), 3),
+        (keras.losses.CategoricalCrossentropy(label_smoothing=0.1), "softmax",
+         soft, 3),
+        ("kl_divergence", "softmax", soft, 3),
+        (keras.losses.BinaryFocalCrossentropy(gamma=2.0), "sigmoid",
+         (rng.random((n, 2)) < 0.3).astype("float32"), 2),
+        ("mse", "linear", rng.normal(5, 2, (n, 2)), 2),
+        ("poisson", "exponential", rng.poisson(3.0, (n, 1)) * 1.0, 1),
+        ("log_cosh", "linear", rng.normal(0, 3, (n, 1)), 1),
+        ("mae", "linear", rng.normal(0, 3, (n, 2)), 2),
+        (keras.losses.Huber(delta=0.5), "linear", rng.normal(0, 3, (n, 1)), 1),
+        ("mape", "linear", rng.lognormal(0, 1, (n, 2)), 2),
+    ]
+
+
+@pytest.mark.parametrize("case", range(10))
+def test_every_output_state_merges_through_its_arrays(case):
+    """Two shards' states, one sent as arrays (what an all-reduce carries) and
+    merged, inside a Composite as adapt_output_bias merges them: the numbers
+    of one state that read all rows."""
+    from keras_biasinit.best_constant import identify_loss
+    from keras_biasinit.best_constant import rule_for
+    from keras_biasinit.best_constant._state import Composite
+
+    loss, activation, y, units = _protocol_cases()[case]
+    w = np.random.default_rng(case).uniform(0.5, 2.0, y.shape[0])
+    spec = identify_loss(loss, activation)
+    rule = rule_for(spec, activation, "o")
+
+    def start():
+        return rule.start(spec, units, activation, name="output 'o'")
+
+    whole = start()
+    whole.update(y, w)
+    a, b = start(), start()
+    a.update(y[:50], w[:50])
+    b.update(y[50:], w[50:])
+    sent = Composite([b]).to_arrays()
+    merged = Composite([a]).merge(Composite([start()]).from_arrays(sent)).parts[0]
+    got, expected = merged.result().get_config(), whole.result().get_config()
+    assert got.keys() == expected.keys()
+    # The focal minimiser is a numerical search on a flat optimum: the merged
+    # sums' rounding moves it by ~1e-8; everything else agrees to rounding.
+    rtol = 1e-6 if "gamma" in got else 1e-9
+    for key in got:
+        if isinstance(got[key], (list, float)):
+            np.testing.assert_allclose(got[key], expected[key], rtol=rtol,
+                                       err_msg=key)
+        else:
+            assert got[key] == expected[key]
