@@ -3,18 +3,22 @@
 `adapt_output_bias(model, data)` finds each output's layer with a bias, its
 activation and its loss (`keras_biasinit.heads`), looks the pair up in the
 table (`keras_biasinit.best_constant`), reads `data` once for all outputs
-(`keras_biasinit.data.outputs`), and only then, when every output has its
-constant, assigns the biases. Anything that cannot be done is an error before
-any bias changes.
+(`keras_biasinit.data.outputs`), merges every output's state over the
+workers of a strategy (`keras_biasinit.distribute`), and only then, when every
+output has its constant, assigns the biases. Anything that cannot be done is
+an error before any bias changes.
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, List, Optional, Union
 
 import keras
 
+from keras_biasinit.best_constant import searched
+from keras_biasinit.best_constant._state import Composite
 from keras_biasinit.data.outputs import read_outputs
+from keras_biasinit.distribute import reducer_for
 from keras_biasinit.heads import find_heads
 from keras_biasinit.initializers import BiasInitializer
 from keras_biasinit.stats import DEFAULT_MEMORY_BUDGET
@@ -22,18 +26,26 @@ from keras_biasinit.stats import DEFAULT_MEMORY_BUDGET
 __all__ = ["adapt_output_bias"]
 
 
-def _check_strategy(strategy: Any) -> None:
-    """Several workers would each see a shard: not supported yet."""
-    if strategy is None:
-        return
-    workers = getattr(getattr(strategy, "extended", None), "_num_workers", 1)
-    if isinstance(workers, int) and workers > 1:
-        raise ValueError(
-            f"`strategy` spans {workers} workers, each reading its own shard; "
-            "adapt_output_bias does not reduce its statistics across workers yet, "
-            "so each worker would set a different bias. Run it in one process on "
-            "the whole data (before distributing), then save the model."
-        )
+def _one_pass(source, states, reducer) -> None:
+    """Updates every output's state from one pass; a failure is first told
+    to the other workers (`Reducer.abort`), so that none of them waits."""
+    try:
+        for batches in source:
+            for state, (values, weights) in zip(states, batches):
+                state.update(values, weights)
+    except Exception as error:  # pylint: disable=broad-except
+        reducer.abort(error)
+        raise
+
+
+def _finish(states, source, reducer) -> List[BiasInitializer]:
+    """Every output's initializer from the states merged over all workers:
+    the one-pass states in one reducer call, then each exact search (which
+    reads its output again only if the union exceeds its memory budget)."""
+    single = [state for state in states if not searched(state)]
+    merged = iter(reducer(Composite(single)).parts if single else ())
+    return [state.finish(source.output(index), reducer) if searched(state)
+            else next(merged).result() for index, state in enumerate(states)]
 
 
 def _assign(layer, initializer: BiasInitializer) -> None:
@@ -67,7 +79,8 @@ def adapt_output_bias(
     activation (a trailing `Activation`/`Softmax` layer, or the layer's own).
 
     All outputs are computed in ONE pass over `data` (a one-shot generator
-    works); nothing is assigned unless every output succeeds. Each layer's
+    works), more only for an order statistic over `memory_budget`; nothing
+    is assigned unless every output succeeds. Each layer's
     `bias_initializer` is set to the initializer computed, so `get_config`,
     `keras.models.clone_model` and `.keras` files carry the numbers.
 
@@ -106,11 +119,21 @@ def adapt_output_bias(
         verbose: `"auto"`, 0, 1 or 2, as in `Model.fit`. Defaults to "auto".
         batched: whether each element of a `tf.data.Dataset` is a batch.
             Defaults to None (detected; see `keras_biasinit.data.batched`).
-        strategy: the `tf.distribute.Strategy` the model was built under, if
-            any; the biases are assigned in place either way. Several workers
-            are not supported yet (a ValueError).
+        strategy: the `tf.distribute.Strategy` the model was built under.
+            Under a `MultiWorkerMirroredStrategy` each worker passes its own
+            shard; every output's statistics are merged over the workers with
+            the strategy's collectives, so every worker assigns the same
+            biases, those of the union of the shards (the order statistics
+            exactly; see `keras_biasinit.distribute`). Defaults to None: the
+            strategy in scope, if any. The biases are assigned in place either
+            way.
         memory_budget: bytes each output whose constant is an order statistic
-            (MAE, Huber, log-cosh, MAPE) may buffer. Defaults to 256 MiB.
+            (MAE, Huber, log-cosh, MAPE) may hold. Data over it stay exact for
+            MAE, Huber and MAPE (split over MAPE's output columns): that
+            output is read again, typically twice more, so the data must be
+            re-iterable (a one-shot generator over budget is a ValueError);
+            the log-cosh root is solved in memory, and over budget is a
+            ValueError. Defaults to 256 MiB.
 
     Returns:
         `{output_name: initializer}`, each with `expected_loss`: that output's
@@ -128,19 +151,20 @@ def adapt_output_bias(
             f"`model` must be a keras.Model. Received: model={type(model).__name__}"
         )
     heads = find_heads(model, loss)
-    _check_strategy(strategy)
-    states = [
-        head.rule.start(head.spec, head.units, head.activation,
-                        name=f"output '{head.name}'", memory_budget=memory_budget)
-        for head in heads
-    ]
-    for batches in read_outputs(
+    reducer = reducer_for(strategy)
+    source = read_outputs(
         data, [(head.name, head.index) for head in heads], steps=steps,
         batched=batched, verbose=verbose, num_outputs=heads[0].num_outputs,
-    ):
-        for state, (values, weights) in zip(states, batches):
-            state.update(values, weights)
-    initializers = [state.result() for state in states]
+    )
+    source.allow_empty = reducer.distributed  # the union is checked, not a shard
+    states = [
+        head.rule.start(head.spec, head.units, head.activation,
+                        name=f"output '{head.name}'", memory_budget=memory_budget,
+                        reiterable=source.reiterable)
+        for head in heads
+    ]
+    _one_pass(source, states, reducer)
+    initializers = _finish(states, source, reducer)
     for head, initializer in zip(heads, initializers):
         _assign(head.layer, initializer)
     return {head.name: init for head, init in zip(heads, initializers)}

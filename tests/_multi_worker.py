@@ -3,7 +3,8 @@
 Run as `python tests/_multi_worker.py OUT.json` with `TF_CONFIG` naming this
 worker. Reads its own shard of the data of `shard_data` (as a
 MultiWorkerMirroredStrategy input pipeline would), computes every initializer
-with the strategy, builds a Dense layer in its scope, and writes what it got
+with the strategy, adapts a two-head model built in its scope
+(`adapt_heads`), builds a Dense layer in its scope, and writes what it got
 as JSON. The last step is a shard with a NaN on worker 1: both workers must
 raise (not hang).
 """
@@ -67,12 +68,35 @@ def compute(strategy, data):
     return out
 
 
+def adapt_heads(strategy, data):
+    """A two-head model (softmax cross-entropy, MAE on two columns with a
+    multi-pass budget) built in `strategy`'s scope and adapted on `data`:
+    each head's initializer config and the bias the model then holds."""
+    import keras
+
+    scope = contextlib.nullcontext() if strategy is None else strategy.scope()
+    ds = tf.data.Dataset.from_tensor_slices(
+        (data["x"], (data["ids"], data["y"]), data["w"])).batch(128)
+    with scope:
+        inputs = keras.Input((4,))
+        hidden = keras.layers.Dense(3, activation="relu")(inputs)
+        cls = keras.layers.Dense(4, activation="softmax", name="cls")(hidden)
+        reg = keras.layers.Dense(2, name="reg")(hidden)
+        model = keras.Model(inputs, [cls, reg])
+        model.compile(loss=["sparse_categorical_crossentropy", "mae"])
+        inits = kbi.adapt_output_bias(model, ds, memory_budget=TINY,
+                                      strategy=strategy, verbose=0)
+    return {name: {"config": _numbers(init), "bias": keras.ops.convert_to_numpy(
+        model.get_layer(name).bias).tolist()} for name, init in inits.items()}
+
+
 def main(path):
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
     worker = strategy.cluster_resolver.task_id
     data = shard_data(worker)
     result = {"worker": worker}
     result.update({k: _numbers(v) for k, v in compute(strategy, data).items()})
+    result["adapt"] = adapt_heads(strategy, data)
     with strategy.scope():
         import keras
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import keras_biasinit as kbi
+from tests._multi_worker import adapt_heads
 from tests._multi_worker import compute
 from tests._multi_worker import shard_data
 
@@ -96,6 +97,36 @@ def test_every_worker_gets_the_union_initializer(workers, union, name):
             np.testing.assert_allclose(_values(got), _values(
                 {k: expected[k] for k in got}), rtol=1e-12)
     assert workers[0][name] == workers[1][name]  # bit-identical on both
+
+
+@pytest.fixture(scope="module")
+def union_adapted(union):
+    """Single-process `adapt_output_bias` of the two-head model on the union."""
+    return adapt_heads(None, union[1])
+
+
+def test_adapt_output_bias_sets_the_union_biases_on_every_worker(
+        workers, union, union_adapted):
+    # The single-process reference: MedianBias.from_dataset on the union.
+    assert union_adapted["reg"]["config"]["median"] == union[0]["median"]["median"]
+    for worker in workers:
+        got = worker["adapt"]
+        assert set(got) == {"cls", "reg"}
+        # The multi-pass weighted median of the union, exactly; its loss closely.
+        reg, expected = got["reg"], union_adapted["reg"]
+        assert reg["config"]["median"] == expected["config"]["median"]
+        assert reg["bias"] == expected["bias"]
+        assert reg["config"]["expected_loss"] == pytest.approx(
+            expected["config"]["expected_loss"], rel=1e-12)
+        cls, expected = got["cls"], union_adapted["cls"]
+        np.testing.assert_allclose(cls["config"]["priors"],
+                                   expected["config"]["priors"], rtol=1e-12)
+        np.testing.assert_allclose(cls["bias"], expected["bias"], rtol=1e-6)
+    assert workers[0]["adapt"] == workers[1]["adapt"]  # bit-identical on both
+    # ... and not the chief shard's, which TF would otherwise broadcast.
+    chief = adapt_heads(None, shard_data(0))
+    assert chief["reg"]["config"]["median"] != workers[1]["adapt"]["reg"][
+        "config"]["median"]
 
 
 def test_the_union_is_not_either_shard(workers, union):

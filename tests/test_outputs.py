@@ -77,3 +77,42 @@ def test_bad_structures(arrays, data, words):
     x, a, b, _ = arrays
     with pytest.raises((ValueError, TypeError), match=words):
         list(read_outputs(data(x, a, b), OUTPUTS, verbose=0))
+
+
+def test_the_checks_of_the_reading_loop(arrays):
+    x, a, b, _ = arrays
+    ds = tf.data.Dataset.from_tensor_slices((x, (a, b))).repeat()
+    with pytest.raises(ValueError, match="infinite.*`steps=`"):
+        read_outputs(ds, OUTPUTS, verbose=0)
+    with pytest.raises(ValueError, match="empty"):
+        list(read_outputs(iter([]), OUTPUTS, verbose=0))
+    shard = read_outputs([], OUTPUTS, verbose=0)
+    shard.allow_empty = True  # one worker's shard may be empty
+    assert list(shard) == []
+    strings = tf.data.Dataset.from_tensor_slices((x, (a.astype(str), b)))
+    with pytest.raises(TypeError, match="numeric"):
+        read_outputs(strings, OUTPUTS, verbose=0)
+
+
+def test_per_output_view_rereads_the_data(arrays):
+    x, a, b, w = arrays
+    source = read_outputs(tf.data.Dataset.from_tensor_slices((x, (a, b), w)).batch(16),
+                          OUTPUTS, verbose=0)
+    view = source.output(1)
+    assert view.reiterable
+    for _ in range(2):
+        np.testing.assert_array_equal(np.concatenate([v for v, _ in view]), b)
+        np.testing.assert_allclose(np.concatenate([w for _, w in view]), w)
+    assert source.passes == 4
+    one_shot = read_outputs(iter([(x, (a, b))]), OUTPUTS, verbose=0).output(0)
+    assert not one_shot.reiterable
+    list(one_shot)
+    with pytest.raises(ValueError, match="one-shot"):
+        list(one_shot)
+
+
+def test_progress_counts_the_examples_of_unbatched_data(arrays, capsys):
+    x, a, b, _ = arrays
+    ds = tf.data.Dataset.from_tensor_slices((x, (a, b)))
+    list(read_outputs(ds, OUTPUTS, verbose=2))
+    assert "50/50" in capsys.readouterr().out

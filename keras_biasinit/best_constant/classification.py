@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from keras_biasinit.best_constant._state import Wrapped
 from keras_biasinit.initializers.class_prior_bias import ClassPriorBias
 from keras_biasinit.initializers.class_prior_bias import _check_distributions
 from keras_biasinit.initializers.focal_bias import FocalBias
@@ -50,7 +51,7 @@ def _check_labels(y: np.ndarray, name: str) -> None:
         )
 
 
-class _Counts:
+class _Counts(Wrapped):
     """Class ids or label vectors, counted with `ClassCounts`."""
 
     def __init__(self, spec, units: int, activation: str, name: str, **_):
@@ -58,7 +59,7 @@ class _Counts:
         self.softmax = spec.kind in ("categorical_crossentropy",
                                      "sparse_categorical_crossentropy",
                                      "categorical_focal_crossentropy")
-        self.counts = ClassCounts(units)
+        self.statistic = ClassCounts(units)
 
     def update(self, y: np.ndarray, w) -> None:
         if self.softmax and np.issubdtype(y.dtype, np.integer) and y.ndim == 2 \
@@ -67,14 +68,14 @@ class _Counts:
             w = None if w is None else np.repeat(w, y.shape[1])
             y = y.reshape(-1)
         if self.softmax and (y.ndim == 1 or y.shape[1] == 1):
-            self.counts.update_ids(y, w)
+            self.statistic.update_ids(y, w)
             return
         if self.softmax:
             _check_distributions(y)
-        self.counts.update_vectors(y, w)
+        self.statistic.update_vectors(y, w)
 
     def _frequencies(self):
-        c = self.counts
+        c = self.statistic
         if c.rows == 0 or c.weight <= 0:
             raise ValueError(
                 f"No labels with positive weight were seen for {self.name}."
@@ -113,12 +114,12 @@ class _Counts:
         return ClassPriorBias(f, "sigmoid", expected_loss=loss)
 
 
-class _KLSums:
+class _KLSums(Wrapped):
     """Weighted means of the clipped labels `c` and of `c log c`."""
 
     def __init__(self, spec, units: int, activation: str, name: str, **_):
         self.units, self.name = units, name
-        self.moments = Moments()
+        self.statistic = Moments()
 
     def update(self, y: np.ndarray, w) -> None:
         if y.ndim != 2 or y.shape[1] != self.units:
@@ -128,10 +129,10 @@ class _KLSums:
                 f"{tuple(y.shape)}. One-hot encode class ids first."
             )
         c = np.clip(y.astype(np.float64), EPSILON, 1.0)
-        self.moments.update(np.concatenate([c, c * np.log(c)], axis=1), w)
+        self.statistic.update(np.concatenate([c, c * np.log(c)], axis=1), w)
 
     def result(self):
-        m = self.moments
+        m = self.statistic
         m.check_nonempty()
         t, t_log_t = m.mean[: self.units], m.mean[self.units:]
         q = t / t.sum()
@@ -139,12 +140,12 @@ class _KLSums:
         return ClassPriorBias(q, "softmax", expected_loss=max(loss, 0.0))
 
 
-class _FocalValues:
+class _FocalValues(Wrapped):
     """Distinct label values per column, for the binary focal loss."""
 
     def __init__(self, spec, units: int, activation: str, name: str, **_):
         self.spec, self.units, self.name = spec, units, name
-        self.values = LabelValues()
+        self.statistic = LabelValues()
 
     def update(self, y: np.ndarray, w) -> None:
         _check_labels(y, self.name)
@@ -153,16 +154,16 @@ class _FocalValues:
                 f"The labels of {self.name} have {y.shape[1]} columns but the "
                 f"output has {self.units} units."
             )
-        self.values.update(y, w)
+        self.statistic.update(y, w)
 
     def result(self):
         p = self.spec.params
         logits, sums = binary_focal_minimizer(
-            self.values.result(), gamma=p["gamma"], alpha=p["alpha"],
+            self.statistic.result(), gamma=p["gamma"], alpha=p["alpha"],
             apply_class_balancing=p["apply_class_balancing"],
             label_smoothing=p["label_smoothing"],
         )
-        loss = float(sums.mean()) / self.values.rows
+        loss = float(sums.mean()) / self.statistic.rows
         return FocalBias(1.0 / (1.0 + np.exp(-logits)), "sigmoid", gamma=p["gamma"],
                          alpha=p["alpha"],
                          apply_class_balancing=p["apply_class_balancing"],

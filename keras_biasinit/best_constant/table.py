@@ -36,9 +36,13 @@ _SIGMOID = ("sigmoid", "linear")
 class Rule:
     """One row of the table: a loss, the activations it takes, its state.
 
-    `start(spec, units, activation, name, memory_budget)` makes the state one
-    pass updates with `update(values, weights)`; its `result()` is the
-    initializer (with `expected_loss`).
+    `start(spec, units, activation, name, memory_budget, reiterable)` makes
+    the output's state, a state of the statistics protocol
+    (`keras_biasinit.stats.state`): one pass updates it with
+    `update(values, weights)`, the workers' states merge, and its `result()`
+    is the initializer (with `expected_loss`). An exact order statistic's
+    state (`searched(state)`) is its search's pass 1 instead: its
+    `finish(batches, reducer)` merges and, if needed, reads the output again.
     """
 
     kinds: Tuple[str, ...]
@@ -68,17 +72,23 @@ TABLE = (
     Rule(("categorical_focal_crossentropy",), _SOFTMAX,
          "log of the focal loss's minimiser", classification._Counts, logits=True),
     Rule(("mean_squared_error",), ("linear",), "mean", regression._Moments),
-    Rule(("mean_absolute_error",), ("linear",), "median", regression._Buffered),
-    Rule(("huber",), ("linear",), "Huber location", regression._Buffered),
+    Rule(("mean_absolute_error",), ("linear",), "median", regression._Searched),
+    Rule(("huber",), ("linear",), "Huber location", regression._Searched),
     Rule(("log_cosh",), ("linear",), "root of sum w tanh(c - y)",
-         regression._Buffered),
+         regression._LogCosh),
     Rule(("mean_squared_logarithmic_error",), ("linear",),
          "expm1(mean(log1p(max(y, eps))))", regression._Moments),
     Rule(("mean_absolute_percentage_error",), ("linear",),
-         "weighted median, weights 1 / max(|y|, eps)", regression._Buffered),
+         "weighted median, weights 1 / max(|y|, eps)", regression._Searched),
     Rule(("poisson",), ("exponential", "softplus", "linear"),
          "log mean / softplus^-1(mean) / mean", regression._Moments),
 )
+
+
+def searched(state) -> bool:
+    """Whether `state` (made by a `Rule`) is an exact search's pass 1, which
+    `finish(batches, reducer)` ends, rather than a one-pass state."""
+    return isinstance(state, regression._Searched)
 
 
 def _pair(rule: Rule) -> str:

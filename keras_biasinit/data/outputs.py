@@ -16,22 +16,24 @@ from __future__ import annotations
 
 import collections.abc
 import itertools
-from typing import Any, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple, Union
 
-import keras
 import numpy as np
 import tensorflow as tf
-from keras.utils import Progbar
 
-from keras_biasinit.data.batched import is_batched_dataset
+from keras_biasinit.data.datasets import PASS_BATCH_SIZE
+from keras_biasinit.data.datasets import check_batched
+from keras_biasinit.data.datasets import check_cardinality
+from keras_biasinit.data.datasets import check_specs
 from keras_biasinit.data.elements import Batch
 from keras_biasinit.data.elements import _first_rows
 from keras_biasinit.data.elements import _to_batch
-from keras_biasinit.data.reading import PASS_BATCH_SIZE
+from keras_biasinit.data.reading import Batches
 from keras_biasinit.data.reading import _check_steps
+from keras_biasinit.data.reading import iterable_length
 from keras_biasinit.data.progress import resolve_verbose
 
-__all__ = ["OutputBatches", "read_outputs"]
+__all__ = ["OneOutput", "OutputBatches", "read_outputs"]
 
 #: An output, as `(name, index)`: its key in a dict `y`, its place in a list.
 Output = Tuple[str, int]
@@ -84,55 +86,50 @@ def _select(element: Any, outputs: Sequence[Output],
     ]
 
 
-class OutputBatches:
+class OutputBatches(Batches):
     """A source of per-output NumPy batches: each step a list of
-    `(values, weights)`, one per output. One `iter()` is one pass."""
+    `(values, weights)`, one per output. One `iter()` is one pass, with the
+    progress bar, the one-shot and the empty-data checks of
+    `keras_biasinit.data.Batches` (`allow_empty`, `reiterable`, `passes`)."""
 
-    def __init__(self, make_iterator, *, reiterable: bool,
-                 num_batches: Optional[int], verbose: int):
-        self._make_iterator = make_iterator
-        self.reiterable = reiterable
-        self.num_batches = num_batches
-        self._verbose = verbose
-        self._passes = 0
+    def _convert(self, parts, _):
+        batches = [_to_batch(values, weights) for values, weights in parts]
+        return batches, batches[0][0].shape[0]
 
-    def __iter__(self) -> Iterator[List[Batch]]:
-        if self._passes and not self.reiterable:
-            raise ValueError(
-                "This data is a one-shot iterator and was already read once. Pass "
-                "a re-iterable input: a tf.data.Dataset, arrays, or a list."
-            )
-        self._passes += 1
-        bar = Progbar(self.num_batches, verbose=self._verbose, unit_name="batch") \
-            if self._verbose else None
-        rows = step = 0
-        for step, parts in enumerate(self._make_iterator(), start=1):
-            batches = [_to_batch(values, weights) for values, weights in parts]
-            rows += batches[0][0].shape[0]
-            if batches[0][0].shape[0]:
-                yield batches
-            if bar is not None:
-                bar.update(step)
-        if bar is not None and self.num_batches is None:
-            bar.update(step, finalize=True)
-        if rows == 0:
-            raise ValueError(
-                "The data is empty: the pass read no rows. Check the dataset (and "
-                "`steps=`, if given); a generator that was already consumed reads "
-                "as empty."
-            )
+    def output(self, index: int,
+               transform: Optional[Callable[[Batch], Batch]] = None) -> "OneOutput":
+        """The batches of output `index` alone (for the further passes of an
+        exact order statistic), each through `transform` if given."""
+        return OneOutput(self, index, transform)
+
+
+class OneOutput:
+    """One output's `(values, weights)` batches from an `OutputBatches`: every
+    `iter()` is a new pass over the data (all outputs are read; one is kept)."""
+
+    def __init__(self, source: OutputBatches, index: int,
+                 transform: Optional[Callable[[Batch], Batch]] = None) -> None:
+        self.source, self.index, self.transform = source, index, transform
+
+    @property
+    def reiterable(self) -> bool:
+        return self.source.reiterable
+
+    def __iter__(self) -> Iterator[Batch]:
+        for batches in self.source:
+            batch = batches[self.index]
+            yield batch if self.transform is None else self.transform(batch)
 
 
 def _dataset(data: tf.data.Dataset, outputs, n, steps, batched, verbose):
-    if int(data.cardinality()) == tf.data.INFINITE_CARDINALITY and steps is None:
-        raise ValueError(
-            "The dataset is infinite (e.g. it ends in `.repeat()`), so the pass "
-            "would never end. Pass `steps=` to read a fixed number of elements."
-        )
+    """Every output's targets selected inside the pipeline, as
+    `keras_biasinit.data.datasets.pass_dataset` does for one target."""
+    check_cardinality(data, steps)
     parts = _select(data.element_spec, outputs, n)
+    for value_spec, weight_spec in parts:
+        check_specs(value_spec, weight_spec, "target")
     weighted = [w is not None for _, w in parts]
-    if batched is None:
-        batched = is_batched_dataset(data, parts[0][0])
+    batched = check_batched(batched, data, parts[0][0])
 
     def pick(*element):
         picked = _select(element if len(element) > 1 else element[0], outputs, n)
@@ -140,20 +137,22 @@ def _dataset(data: tf.data.Dataset, outputs, n, steps, batched, verbose):
                                                   if w is not None)
 
     ds = data.take(steps) if steps is not None else data
+    total = int(ds.cardinality())
     ds = ds.map(pick)
     if not batched:
         ds = ds.batch(PASS_BATCH_SIZE)
     ds = ds.prefetch(tf.data.AUTOTUNE)
-    n = int(ds.cardinality())
 
     def make_iterator():
         for values, weights in ds.as_numpy_iterator():
             given = iter(weights)
-            yield [(v, next(given) if has else None)
-                   for v, has in zip(values, weighted)]
+            parts = [(v, next(given) if has else None)
+                     for v, has in zip(values, weighted)]
+            yield parts, None, 1 if batched else np.shape(values[0])[0]
 
     return OutputBatches(make_iterator, reiterable=True,
-                         num_batches=n if n >= 0 else None, verbose=verbose)
+                         total=total if total >= 0 else None,
+                         unit="batch" if batched else "example", verbose=verbose)
 
 
 def read_outputs(
@@ -193,13 +192,14 @@ def read_outputs(
     if isinstance(data, tf.data.Dataset):
         return _dataset(data, outputs, n, steps, batched, verbose)
     if isinstance(data, tuple):
+        parts = _select(data, outputs, n)
+        if steps is not None:
+            parts = [(_first_rows(v, steps), _first_rows(w, steps)) for v, w in parts]
+
         def one():
-            parts = _select(data, outputs, n)
-            if steps is not None:
-                parts = [(_first_rows(v, steps), _first_rows(w, steps))
-                         for v, w in parts]
-            yield parts
-        return OutputBatches(one, reiterable=True, num_batches=1, verbose=verbose)
+            yield parts, None, 1
+
+        return OutputBatches(one, reiterable=True, total=1, verbose=verbose)
     if isinstance(data, (str, bytes, np.ndarray, collections.abc.Mapping)) or \
             not isinstance(data, collections.abc.Iterable):
         raise TypeError(
@@ -208,19 +208,11 @@ def read_outputs(
             "(x, y[, sample_weight]) batches, a tuple (x, y[, sample_weight]) of "
             "arrays, or an iterable of such tuples."
         )
-    length = len(data) if isinstance(data, collections.abc.Sized) else None
-    if isinstance(data, keras.utils.PyDataset):
-        length = data.num_batches
-        if length is None and steps is None:
-            raise ValueError(
-                "The PyDataset is infinite (its `num_batches` is None); pass `steps=`."
-            )
-    if length is not None and steps is not None:
-        length = min(length, steps)
+    length = iterable_length(data, steps)
 
     def many():
         for element in itertools.islice(data, steps):
-            yield _select(element, outputs, n)
+            yield _select(element, outputs, n), None, 1
 
     return OutputBatches(many, reiterable=not isinstance(
-        data, collections.abc.Iterator), num_batches=length, verbose=verbose)
+        data, collections.abc.Iterator), total=length, verbose=verbose)

@@ -76,9 +76,9 @@ class Batches:
         progress = PassProgress(self.total, self.unit, self._verbose, self.passes)
         rows = 0
         for values, weights, units in self._make_iterator():
-            batch = _to_batch(values, weights, self._fold_rows, self._ids)
-            rows += batch[0].shape[0]
-            if batch[0].shape[0]:
+            batch, n = self._convert(values, weights)
+            rows += n
+            if n:
                 yield batch
             progress.add(units)
         progress.finish()
@@ -92,6 +92,11 @@ class Batches:
                 "The data is empty: the pass read no rows. Check the dataset (and "
                 f"`steps=`, if given).{hint}"
             )
+
+    def _convert(self, values, weights):
+        """One item of the pass as it is yielded, and its number of rows."""
+        batch = _to_batch(values, weights, self._fold_rows, self._ids)
+        return batch, batch[0].shape[0]
 
 
 def _check_steps(steps: Optional[int]) -> None:
@@ -194,17 +199,10 @@ def read_batches(
                              resolve_verbose(verbose, True), options)
 
 
-def _iterable_batches(data, target, role, steps, verbose, options) -> Batches:
-    """Batches from a Python iterable of batches (a list, generator, PyDataset)."""
-    if isinstance(data, (str, bytes)) or not isinstance(
-        data, collections.abc.Iterable
-    ):
-        raise TypeError(
-            f"Unsupported input of type {type(data).__name__}. Expected "
-            f"{_SUPPORTED}."
-        )
-
-    one_shot = isinstance(data, collections.abc.Iterator)
+def iterable_length(data: Any, steps: Optional[int]) -> Optional[int]:
+    """Batches one pass over an iterable reads, if known (`len`, a
+    `PyDataset`'s `num_batches`, capped by `steps`); an infinite `PyDataset`
+    without `steps` is a ValueError."""
     length = len(data) if isinstance(data, collections.abc.Sized) else None
     if isinstance(data, keras.utils.PyDataset):
         length = data.num_batches
@@ -216,6 +214,21 @@ def _iterable_batches(data, target, role, steps, verbose, options) -> Batches:
             )
     if length is not None and steps is not None:
         length = min(length, steps)
+    return length
+
+
+def _iterable_batches(data, target, role, steps, verbose, options) -> Batches:
+    """Batches from a Python iterable of batches (a list, generator, PyDataset)."""
+    if isinstance(data, (str, bytes)) or not isinstance(
+        data, collections.abc.Iterable
+    ):
+        raise TypeError(
+            f"Unsupported input of type {type(data).__name__}. Expected "
+            f"{_SUPPORTED}."
+        )
+
+    one_shot = isinstance(data, collections.abc.Iterator)
+    length = iterable_length(data, steps)
 
     def make_iterator():
         for element in itertools.islice(data, steps):

@@ -1,11 +1,11 @@
 """A bounded in-memory buffer of one output's batches, for exact solves.
 
-Order statistics (the median for MAE, the weighted median for MAPE, the Huber
-location, the log-cosh root) need every value. When several outputs are read
-in one pass, each buffers its own values here, within `memory_budget` bytes,
-and is solved exactly after the pass. Over budget is a ValueError for now:
-the multi-pass states of `keras_biasinit.stats` (median, Huber) read
-re-iterable data several times instead, one output at a time.
+The log-cosh root (`keras_biasinit.stats.log_cosh`) is solved from every
+value of its output, kept here within `memory_budget` bytes; over budget is a
+ValueError that names the options. (The median, quantile and Huber location
+stay exact beyond memory with a few passes instead:
+`keras_biasinit.stats._driver`.) A state of the statistics protocol, so the
+buffers of several workers merge into the union's (within the budget too).
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ import numpy as np
 from keras_biasinit.stats._checks import as_columns
 from keras_biasinit.stats._checks import check_weights
 from keras_biasinit.stats._budget import DEFAULT_MEMORY_BUDGET
+from keras_biasinit.stats.state import Arrays
+from keras_biasinit.stats.state import scalar
 
 
 class ValueBuffer:
@@ -57,6 +59,21 @@ class ValueBuffer:
             self._add(y, w)
         return self
 
+    def to_arrays(self) -> Arrays:
+        columns = self._ys[0].shape[1] if self._ys else 0
+        y, w = self.arrays() if self._ys else (np.zeros((0, 0)), None)
+        return {"y": y, "w": np.zeros(0) if w is None else w,
+                "columns": scalar(columns), "weighted": scalar(int(w is not None))}
+
+    def from_arrays(self, arrays: Arrays) -> "ValueBuffer":
+        state = ValueBuffer(self.memory_budget, self.name)
+        columns = int(arrays["columns"][0])
+        if columns:
+            y = np.asarray(arrays["y"], np.float64).reshape(-1, columns)
+            weighted = bool(arrays["weighted"][0])
+            state._add(y, np.asarray(arrays["w"], np.float64) if weighted else None)
+        return state
+
     def _add(self, y: np.ndarray, w: Optional[np.ndarray]) -> None:
         if self._ys and y.shape[1] != self._ys[0].shape[1]:
             raise ValueError(
@@ -67,11 +84,10 @@ class ValueBuffer:
         if self.nbytes > self.memory_budget:
             raise ValueError(
                 f"The values of {self.name} exceed memory_budget="
-                f"{self.memory_budget} bytes; its exact best constant needs them "
-                "all in one pass over several outputs. Pass a larger "
-                "`memory_budget=`, `steps=` to read fewer batches, or compute this "
-                "output alone with its initializer's `from_dataset` (which reads "
-                "re-iterable data a few times instead)."
+                f"{self.memory_budget} bytes; its exact best constant (the "
+                "log-cosh root) is solved from all of them in memory. Pass a "
+                "larger `memory_budget=`, or `steps=` to read fewer batches (or, "
+                "for a robust loss that stays exact beyond memory, use Huber)."
             )
         self._ys.append(y)
         self._ws.append(w)

@@ -30,7 +30,7 @@ Reference:
 
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -111,6 +111,27 @@ class LabelValues:
         self.rows += other.rows
         self.weight += other.weight
         return self
+
+    def to_arrays(self) -> Dict[str, np.ndarray]:
+        columns = self._columns or []
+        return {
+            "rows": np.asarray([self.rows]), "weight": np.asarray([self.weight]),
+            "sizes": np.asarray([v.size for v, _ in columns], np.int64),
+            "values": np.concatenate([v for v, _ in columns] or [np.zeros(0)]),
+            "weights": np.concatenate([w for _, w in columns] or [np.zeros(0)]),
+        }
+
+    def from_arrays(self, arrays: Dict[str, np.ndarray]) -> "LabelValues":
+        state = LabelValues(self.max_values)
+        state.rows = int(arrays["rows"][0])
+        state.weight = float(arrays["weight"][0])
+        sizes = np.asarray(arrays["sizes"], np.int64)
+        if sizes.size:
+            ends = np.cumsum(sizes)[:-1]
+            values = np.split(np.asarray(arrays["values"], np.float64), ends)
+            weights = np.split(np.asarray(arrays["weights"], np.float64), ends)
+            state._columns = list(zip(values, weights))
+        return state
 
     def result(self) -> List[Tuple[np.ndarray, np.ndarray]]:
         """Per column, the sorted distinct values and their summed weights."""
