@@ -23,6 +23,7 @@ MODULES_WITH_EXAMPLES = [
     "keras_biasinit.initializers.he_scaled",
     "keras_biasinit.initializers.sparse",
     "keras_biasinit.verify",
+    "keras_biasinit.best_constant._state",
     "keras_biasinit.adapt",
     "keras_biasinit.best_constant.spec",
     "keras_biasinit.data.outputs",
