@@ -18,6 +18,7 @@ from keras_biasinit.data.batched import is_batched_dataset
 from keras_biasinit.data.elements import _check_not_nested
 from keras_biasinit.data.elements import _pick
 from keras_biasinit.data.elements import numeric_error
+from keras_biasinit.data.graph_reduce import reduced_pass
 
 #: Rows per batch when an unbatched dataset is batched for a pass.
 PASS_BATCH_SIZE = 4096
@@ -94,13 +95,17 @@ def _last_row_marker(values: tf.Tensor) -> tf.Tensor:
     return tf.one_hot(n - 1, n, dtype=tf.uint8)
 
 
-def pass_dataset(dataset, target, role, steps, batched, verbose, merge_batches):
+def pass_dataset(dataset, target, role, steps, batched, verbose, merge_batches,
+                 reduction=None):
     """The pipeline of one pass and how to read it.
 
-    Returns `(make_iterator, total, unit)`: `make_iterator()` yields
+    Returns `(make_iterator, total, unit, reduced)`: `make_iterator()` yields
     `(values, weights, units)` NumPy triples, `units` being how many of the
     user's batches (or examples, for unbatched data) each one holds, `total`
-    their number when known.
+    their number when known. With a `reduction`
+    (`keras_biasinit.data.graph_reduce`) that applies to these batches,
+    `reduced` is True and the triples are `(arrays, None, units)`: each batch's
+    state, reduced in the graph.
     """
     check_cardinality(dataset, steps)
     value_spec, weight_spec = _pick(dataset.element_spec, target, role)
@@ -114,6 +119,14 @@ def pass_dataset(dataset, target, role, steps, batched, verbose, merge_batches):
     rows = merged_rows(value_spec, batched) if merge_batches else None
     rebatch = batched and rows is not None and rows >= 2 * PASS_BATCH_SIZE
     mark = rebatch and bool(verbose)  # counting merged batches costs ~25 us each
+    unit = "batch" if batched else "example"
+    if reduction is not None and not rebatch and reduction.applies(
+            value_spec, weight_spec, batched):
+        row_shape = tuple(value_spec.shape[1:] if batched else value_spec.shape)
+        make_iterator = reduced_pass(
+            ds, lambda element: _pick(_unwrap(element), target, role), reduction,
+            row_shape, batched, max(PASS_BATCH_SIZE, rows or 0))
+        return make_iterator, total, unit, True
 
     # Python control flow on the element's structure only: no AutoGraph (its
     # conversion cost ~2 ms a pass). The per-call costs matter for short passes.
@@ -145,7 +158,7 @@ def pass_dataset(dataset, target, role, steps, batched, verbose, merge_batches):
                 units = np.shape(values)[0] if not batched else 1
             yield values, weights, units
 
-    return make_iterator, total, "batch" if batched else "example"
+    return make_iterator, total, unit, False
 
 
 def _unwrap(args: tuple) -> Any:

@@ -22,6 +22,7 @@ from keras_biasinit.data.elements import _is_nested_numbers
 from keras_biasinit.data.elements import _pick
 from keras_biasinit.data.elements import _reject_composite
 from keras_biasinit.data.elements import _to_batch
+from keras_biasinit.data.graph_reduce import GraphReduction
 from keras_biasinit.data.progress import PassProgress
 from keras_biasinit.data.progress import resolve_verbose
 
@@ -51,13 +52,17 @@ class Batches:
         allow_empty: whether a pass that reads no row is fine (one shard of a
             dataset split over workers may be empty; the union is checked).
             Defaults to False: an empty pass is a ValueError.
+        reduced: whether each item is a batch's state in array form, reduced
+            in the tf.data graph (`read_batches(..., reduction=)`), instead
+            of a `(values, weights)` batch.
     """
 
     def __init__(self, make_iterator, *, reiterable, total, unit="batch",
-                 verbose=0, fold_rows=True, ids=False):
+                 verbose=0, fold_rows=True, ids=False, reduced=False):
         self._make_iterator = make_iterator  # yields (values, weights, units)
         self._fold_rows = fold_rows
         self._ids = ids
+        self.reduced = reduced
         self.reiterable = reiterable
         self.total = total
         self.unit = unit
@@ -76,9 +81,14 @@ class Batches:
         progress = PassProgress(self.total, self.unit, self._verbose, self.passes)
         rows = 0
         for values, weights, units in self._make_iterator():
-            batch = _to_batch(values, weights, self._fold_rows, self._ids)
-            rows += batch[0].shape[0]
-            if batch[0].shape[0]:
+            if self.reduced:  # a batch's state (None: no rows)
+                count = 0 if values is None else int(values["rows"][0])
+                batch = values
+            else:
+                batch = _to_batch(values, weights, self._fold_rows, self._ids)
+                count = batch[0].shape[0]
+            rows += count
+            if count:
                 yield batch
             progress.add(units)
         progress.finish()
@@ -113,6 +123,7 @@ def read_batches(
     verbose: Union[str, int] = "auto",
     merge_batches: bool = False,
     class_ids: bool = False,
+    reduction: Optional[GraphReduction] = None,
 ) -> Batches:
     """Turns any supported input into a re-iterable source of NumPy batches.
 
@@ -153,6 +164,12 @@ def read_batches(
             is a row of its own, weighted by its example's weight or by its
             own (weights of the ids' shape). Float targets are unaffected.
             Defaults to False.
+        reduction: a `keras_biasinit.data.graph_reduce.GraphReduction` (see
+            `reduction_for(state)`): where it applies (a `tf.data.Dataset` of
+            wide rows), each batch is reduced to that state's array form
+            inside the tf.data graph, and the pass yields those dicts of
+            arrays (`Batches.reduced` is True) instead of batches. Defaults
+            to None.
 
     Returns:
         A `Batches` object; iterate it for `(values, weights)` NumPy pairs.
@@ -169,10 +186,10 @@ def read_batches(
     options = {"fold_rows": role == "target", "ids": class_ids}
     if isinstance(data, tf.data.Dataset):
         verbose = resolve_verbose(verbose, streamed=True)
-        make_iterator, total, unit = pass_dataset(
-            data, target, role, steps, batched, verbose, merge_batches)
+        make_iterator, total, unit, reduced = pass_dataset(
+            data, target, role, steps, batched, verbose, merge_batches, reduction)
         return Batches(make_iterator, reiterable=True, total=total, unit=unit,
-                       verbose=verbose, **options)
+                       verbose=verbose, reduced=reduced, **options)
 
     _reject_composite(data)
     if _is_nested_numbers(data):

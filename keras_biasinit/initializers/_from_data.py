@@ -5,17 +5,20 @@ Each initializer class names a `Recipe`: the statistic its numbers come from
 search) and how the statistic's result becomes the initializer. `from_data`
 reads the input with `keras_biasinit.data.read_batches`, merges the statistic
 over the workers of a strategy (`keras_biasinit.distribute`) and finishes it.
-Other engines (Beam) run the same recipe.
+Where it pays (a tf.data pass over wide rows), a single-pass state's batches
+are reduced inside the tf.data graph (`keras_biasinit.data.graph_reduce`) and
+only their states are merged here. Other engines (Beam) run the same recipe.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Optional, Tuple, Union
+from typing import Any, Callable, Iterable, Optional, Tuple, Union
 
 import keras
 
 from keras_biasinit.data import read_batches
+from keras_biasinit.data.graph_reduce import reduction_for
 from keras_biasinit.distribute import reducer_for
 from keras_biasinit.stats import DEFAULT_MEMORY_BUDGET
 from keras_biasinit.stats import Reducer
@@ -23,6 +26,7 @@ from keras_biasinit.stats import State
 from keras_biasinit.stats import run_pass
 from keras_biasinit.stats._driver import Search
 from keras_biasinit.stats._driver import solve
+from keras_biasinit.stats.state import Arrays
 
 #: `target=` / `features=`: a dict key, a tuple index, or a path of them.
 Key = Union[str, int, None, Tuple[Union[str, int], ...]]
@@ -49,14 +53,35 @@ class Recipe:
     role: str = "target"
     class_ids: bool = False
 
-    def compute(self, batches, reducer: Optional[Reducer] = None):
-        """The initializer from `batches`, merged by `reducer` over shards."""
+    def compute(self, batches, reducer: Optional[Reducer] = None,
+                state: Optional[State] = None):
+        """The initializer from `batches`, merged by `reducer` over shards.
+
+        `state`: the fresh state to fill (default: a new `self.state()`).
+        `batches` whose `reduced` is True hold batch states, not batches.
+        """
         if self.search is not None:
             result = solve(batches, self.search(), memory_budget=self.memory_budget,
                            reducer=reducer)
+        elif getattr(batches, "reduced", False):
+            result = merge_pass(batches, state or self.state(), reducer).result()
         else:
-            result = run_pass(batches, self.state(), reducer).result()
+            result = run_pass(batches, state or self.state(), reducer).result()
         return self.finish(result)
+
+
+def merge_pass(partials: Iterable[Arrays], state: State,
+               reducer: Optional[Reducer] = None) -> State:
+    """`run_pass` for batch states in array form: merged into `state` in
+    order, then over shards (an error is reported to `reducer` first)."""
+    reducer = reducer or Reducer()
+    try:
+        for arrays in partials:
+            state.merge(state.from_arrays(arrays))
+    except Exception as error:  # pylint: disable=broad-except
+        reducer.abort(error)
+        raise
+    return reducer(state)
 
 
 def from_data(recipe: Recipe, dataset: Any, *, target: Key, steps, verbose,
@@ -64,8 +89,10 @@ def from_data(recipe: Recipe, dataset: Any, *, target: Key, steps, verbose,
     """`recipe` over `dataset`, merged over the workers of `strategy` (or of
     the strategy in scope); the body of every `from_dataset`."""
     reducer = reducer_for(strategy)
+    state = None if recipe.state is None else recipe.state()
     batches = read_batches(dataset, target=target, role=recipe.role, steps=steps,
                            batched=batched, verbose=verbose, merge_batches=True,
-                           class_ids=recipe.class_ids)
+                           class_ids=recipe.class_ids,
+                           reduction=reduction_for(state))
     batches.allow_empty = reducer.distributed  # the union is checked, not a shard
-    return recipe.compute(batches, reducer)
+    return recipe.compute(batches, reducer, state)
