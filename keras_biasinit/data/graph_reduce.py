@@ -27,14 +27,15 @@ on the NumPy path; only a NaN/inf value's error names the batch (or the
 examples) instead of the row, which the graph does not send.
 
 Where it is used: nowhere by default (`ENABLED` is False). Measured on the
-2-core CPU machine of `benchmarks/RESULTS.md`, with a 1000-column target in
-`batch(256)`, pre-batched or unbatched, the graph path cost 1.2-1.6x the NumPy
-path (`MeanBias` 0.103 s vs 0.076 s, sigmoid `ClassPriorBias` 0.079 s vs
-0.072 s, bare iteration 0.044 s): TensorFlow's cast and reductions of a
-256 x 1000 float32 batch take ~200 us of CPU against NumPy's ~170 us, and
-each pass pays ~15 ms more to trace and instantiate the function. Where more
-cores than the pipeline uses are idle, the parallel map can spread the
-reductions; set `ENABLED = True` where that is measured to pay. When enabled,
+2-core CPU machine of `benchmarks/RESULTS.md` (2026-12-01, quiet), with a
+1000-column target in `batch(256)`, 50k rows, bare iteration 0.040 s, the
+graph path took 0.095 s against the NumPy path's 0.061 s (`MeanBias`) and
+0.082 s against 0.061 s (sigmoid `ClassPriorBias`); unbatched, 0.129 s vs
+0.089 s. TensorFlow's cast and reductions of a 256 x 1000 float32 batch cost
+~200 us of CPU against NumPy's ~170 us, and a pass pays ~15 ms more to trace
+and instantiate the function. Where more cores than the pipeline uses are
+idle, the parallel map can spread the reductions; set `ENABLED = True` where
+that is measured to pay. When enabled,
 `reduction_for(state)` and `GraphReduction.applies` pick a pass over a
 `tf.data.Dataset` whose rows have a fully known shape of at least
 `WIDE_ROW_VALUES` values and whose batches the pass would not merge anyway
