@@ -33,10 +33,11 @@ graph path took 0.095 s against the NumPy path's 0.061 s (`MeanBias`) and
 0.082 s against 0.061 s (sigmoid `ClassPriorBias`); unbatched, 0.129 s vs
 0.089 s. TensorFlow's cast and reductions of a 256 x 1000 float32 batch cost
 ~200 us of CPU against NumPy's ~170 us, and a pass pays ~15 ms more to trace
-and instantiate the function. Where more cores than the pipeline uses are
-idle, the parallel map can spread the reductions; set `ENABLED = True` where
-that is measured to pay. When enabled,
-`reduction_for(state)` and `GraphReduction.applies` pick a pass over a
+and instantiate the function (and tf.data rewrites the pipeline's graph for
+the new stage, which the NumPy path now avoids: 0.048 s there since).
+Where more cores than the pipeline uses are idle, the parallel map can
+spread the reductions; set `ENABLED = True` where that is measured to pay.
+When enabled, `reduction_for(state)` and `GraphReduction.applies` pick a pass over a
 `tf.data.Dataset` whose rows have a fully known shape of at least
 `WIDE_ROW_VALUES` values and whose batches the pass would not merge anyway
 (`read_batches`'s `merge_batches`): targets of one row axis, weights one per
