@@ -294,27 +294,28 @@ def _generated(n: int):
             .prefetch(tf.data.AUTOTUNE))
 
 
-def _recording_passes(module, name, record):
-    """Wraps `module.name` (a statistic) to record its result's pass count."""
-    original = getattr(module, name)
+def _recording_passes(record):
+    """Wraps the multi-pass driver every exact order statistic's `from_dataset`
+    runs (`keras_biasinit.initializers._from_data.solve`) to record each
+    result's pass count and peak accounted bytes in `record`."""
+    from keras_biasinit.initializers import _from_data
+
+    original = _from_data.solve
 
     def wrapper(*args, **kwargs):
         result = original(*args, **kwargs)
         record.append((result.passes, result.peak_bytes))
         return result
 
-    setattr(module, name, wrapper)
+    _from_data.solve = wrapper
 
 
 def generated_pipeline(quick: bool) -> List[Dict]:
     import keras_biasinit as kbi
-    from keras_biasinit.initializers import huber_bias
-    from keras_biasinit.initializers import median_bias
     from keras_biasinit.stats.huber import huber_location
 
     record = []
-    _recording_passes(median_bias, "weighted_median", record)
-    _recording_passes(huber_bias, "huber_location", record)
+    _recording_passes(record)
     n = _size("generated_rows", quick)
     ds = _generated(n)
     _bare(ds)()  # warm up
@@ -364,30 +365,29 @@ def wide_targets(quick: bool) -> List[Dict]:
     n = _size("wide_rows", quick)
     y = (rng.normal(size=(n, 1000)) + np.arange(1000)).astype(np.float32)
     ds = tf.data.Dataset.from_tensor_slices(y).batch(256)
+    # 0.05 s passes on shared cores: the fastest of 9 alternations.
     bare, ours, peak, init = _paired(
-        _bare(ds), lambda: kbi.MeanBias.from_dataset(ds, verbose=0))
+        _bare(ds), lambda: kbi.MeanBias.from_dataset(ds, verbose=0), repeats=9)
     adapt, _, _ = timed(_adapt(ds))
     check = _close(init.bias, y.astype(np.float64).mean(0), rtol=1e-9)
     rows.append(_row("MeanBias d=1000", n, "tf.data slices.batch(256)", ours, bare,
-                     "adapt (same pipeline)", adapt, peak, "<= 1.10x bare",
-                     check=check, limit=1.10))
+                     "adapt (same pipeline)", adapt, peak, "<= 1.25x bare",
+                     check=check, limit=1.25))  # issue 8's target
 
     multi = (rng.random(size=(n, 1000)) < np.linspace(0.01, 0.5, 1000))
     multi = multi.astype(np.float32)
     ds = tf.data.Dataset.from_tensor_slices(multi).batch(256)
     bare, ours, peak, init = _paired(_bare(ds), lambda: kbi.ClassPriorBias.from_dataset(
-        ds, verbose=0, activation="sigmoid", smoothing=1.0))
+        ds, verbose=0, activation="sigmoid", smoothing=1.0), repeats=9)
     check = _close(init.priors, (multi.sum(0, dtype=np.float64) + 1) / (n + 2),
                    rtol=1e-9)
     rows.append(_row("ClassPriorBias sigmoid d=1000", n,
                      "tf.data slices.batch(256)", ours, bare, "", None, peak,
-                     "<= 1.10x bare", check=check, limit=1.10))
+                     "<= 1.25x bare", check=check, limit=1.25))
     del multi
 
-    from keras_biasinit.initializers import median_bias
-
     record = []
-    _recording_passes(median_bias, "weighted_median", record)
+    _recording_passes(record)
     n = _size("wide_median_rows", quick)
     y = (rng.standard_t(3, size=(n, 1000)) + np.arange(1000)).astype(np.float32)
     ds = tf.data.Dataset.from_tensor_slices(y).batch(256)
@@ -535,6 +535,117 @@ def beam_direct(quick: bool) -> List[Dict]:
     return rows
 
 
+# ---------------------------------------------------------------------------
+# Two MultiWorkerMirroredStrategy workers on loopback, each reading half
+# ---------------------------------------------------------------------------
+
+_WORKER_TIMEOUT = 600  # seconds for the pair; a hung worker is killed
+_LABELS = {
+    "mean": ("MeanBias", "tf.data slices.batch"),
+    "mean_wide": ("MeanBias d=1000", "tf.data slices.batch(256)"),
+    "prior_100k": ("ClassPriorBias 100k classes", "tf.data slices.batch"),
+    "median": ("MedianBias (rows fit: they travel)", "tf.data slices.batch"),
+    "median_passes": ("MedianBias (4 MiB budget: passes)", "tf.data slices.batch"),
+}
+
+
+def _free_ports(n: int) -> List[int]:
+    import socket
+
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def _run_workers(quick: bool, tmp: str) -> List[Dict]:
+    """Runs the two workers and the single process (in turn, never at once);
+    returns [worker 0, worker 1, alone] results."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_workers.py")
+    flags = ["--quick"] if quick else []
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}
+    base = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="",
+                KERAS_BACKEND="tensorflow")
+    base.pop("TF_CONFIG", None)
+    procs = []
+    for index in range(2):
+        config = {"cluster": cluster, "task": {"type": "worker", "index": index}}
+        out = os.path.join(tmp, f"worker{index}.json")
+        log = open(os.path.join(tmp, f"worker{index}.log"), "w")
+        procs.append((subprocess.Popen(
+            [sys.executable, script, out] + flags,
+            env=dict(base, TF_CONFIG=json.dumps(config)),
+            stdout=log, stderr=subprocess.STDOUT), log, out))
+    try:
+        for proc, _, _ in procs:
+            proc.wait(timeout=_WORKER_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        pass
+    finally:
+        for proc, log, _ in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            log.close()
+    for index, (proc, log, _) in enumerate(procs):
+        if proc.returncode:
+            with open(log.name) as f:
+                raise RuntimeError(f"worker {index} failed:\n{f.read()[-3000:]}")
+    alone = os.path.join(tmp, "alone.json")
+    subprocess.run([sys.executable, script, alone, "--all"] + flags, env=base,
+                   check=True, timeout=_WORKER_TIMEOUT)
+    results = []
+    for path in [out for _, _, out in procs] + [alone]:
+        with open(path) as f:
+            results.append(json.load(f))
+    return results
+
+
+def multi_worker(quick: bool) -> List[Dict]:
+    """Two workers each reading half vs one process reading all (wall time,
+    from a common start after the strategy's set-up), and the time of the
+    reduction itself (`WorkerReducer.__call__`)."""
+    import tempfile
+
+    from _workers import CASES as WORKER_CASES
+    from _workers import ROWS
+
+    with tempfile.TemporaryDirectory() as tmp:
+        workers0, workers1, alone = _run_workers(quick, tmp)
+    rows = []
+    for case in WORKER_CASES:
+        name, kind = _LABELS[case]
+        n = ROWS["median" if case == "median_passes" else case][1 if quick else 0]
+        pair = max(workers0[case]["seconds"], workers1[case]["seconds"])
+        exact = case.startswith("median")
+        check = _close(workers0[case]["numbers"], alone[case]["numbers"],
+                       rtol=0.0 if exact else 1e-9)
+        same = workers0[case]["numbers"] == workers1[case]["numbers"]
+        rows.append(_row(name, n, "2 workers x half, " + kind, pair, None,
+                         "1 process, all rows", alone[case]["seconds"], None,
+                         "2 MWMS workers on loopback", ratio_of="anchor",
+                         check=check + ("" if same else "; workers DIFFER")))
+    for case in WORKER_CASES:
+        name, _ = _LABELS[case]
+        calls = [w[case]["reductions"] for w in (workers0, workers1)]
+        seconds = max(sum(c["seconds"] for c in cs) for cs in calls)
+        payload = max(c["bytes"] for c in calls[0]) if calls[0] else 0
+        states = sorted({c["state"] for c in calls[0]})
+        rows.append(_row(f"reduction: {name}", len(calls[0]), "WorkerReducer calls",
+                         seconds, None, "", None, None,
+                         f"{', '.join(states)}; largest payload "
+                         f"{payload / 1024:,.0f} KiB"))
+    return rows
+
+
 CASES = {
     "adapt-two-heads": adapt_two_heads,
     "slices-prior": slices_prior,
@@ -545,4 +656,5 @@ CASES = {
     "generated": generated_pipeline,
     "wide": wide_targets,
     "beam": beam_direct,
+    "workers": multi_worker,
 }

@@ -56,3 +56,19 @@ def test_without_merging_the_pipeline_batches_are_kept():
     batches = list(read_batches(tf.data.Dataset.from_tensor_slices(y).batch(1000),
                                 verbose=0))
     assert [v.shape[0] for v, _ in batches] == [1000] * 5
+
+
+def test_wide_bare_batches_are_read_as_the_pipeline_gives_them():
+    # Batches that are the target itself are read from the user's dataset as
+    # it is (no new stage: tf.data would rewrite the whole pipeline's graph);
+    # `steps` is counted in Python, and an endless pipeline stops there.
+    y = np.arange(20 * 600, dtype=np.float32).reshape(20, 600)
+    ds = tf.data.Dataset.from_tensor_slices(y).batch(6)
+    batches = _read(ds, steps=2)
+    assert [v.shape[0] for v, _ in batches] == [6, 6]
+    np.testing.assert_array_equal(np.concatenate([v for v, _ in batches]), y[:12])
+    batches = _read(ds.repeat(), steps=5)
+    np.testing.assert_array_equal(np.concatenate([v for v, _ in batches]),
+                                  np.concatenate([y, y[:6]]))  # 6, 6, 6, 2, 6
+    source = read_batches(ds, verbose=0, merge_batches=True)
+    assert source.total == 4 and [len(v) for v, _ in source] == [6, 6, 6, 2]
