@@ -30,6 +30,7 @@ from keras_biasinit.stats._pass_state import PassState
 from keras_biasinit.stats._plan import PassResult
 from keras_biasinit.stats._plan import Plan
 from keras_biasinit.stats.state import Reducer
+from keras_biasinit.stats.state import read_pass
 from keras_biasinit.stats.state import run_pass
 
 MAX_PASSES = 40
@@ -121,10 +122,4 @@ def merge_first_pass(first: FirstPass, reducer: Reducer) -> FirstPass:
 
 
 def _first_pass(batches, first: FirstPass, reducer: Reducer) -> FirstPass:
-    try:
-        for values, weights in batches:
-            first.update(values, weights)
-    except Exception as error:  # pylint: disable=broad-except
-        reducer.abort(error)
-        raise
-    return merge_first_pass(first, reducer)
+    return merge_first_pass(read_pass(batches, first, reducer), reducer)

@@ -75,19 +75,24 @@ class Reducer:
 
 def run_pass(batches: Iterable[Batch], state: S,
              reducer: Optional[Reducer] = None) -> S:
-    """Updates `state` with every batch (one pass), then merges it over shards.
+    """Updates `state` with every batch (one pass), then merges it over shards."""
+    reducer = reducer or Reducer()
+    return reducer(read_pass(batches, state, reducer))
+
+
+def read_pass(batches: Iterable[Batch], state: S, reducer: Reducer) -> S:
+    """Updates `state` with every batch (one pass), not merged yet.
 
     An error while reading or updating is first reported to the reducer, so the
     other shards' `reducer(...)` raise too instead of waiting for this one.
     """
-    reducer = reducer or Reducer()
     try:
         for values, weights in batches:
             state.update(values, weights)
     except Exception as error:  # pylint: disable=broad-except
         reducer.abort(error)
         raise
-    return reducer(state)
+    return state
 
 
 def merge_arrays(like: S, shards: Sequence[Arrays]) -> S:
