@@ -85,13 +85,12 @@ class _Moments(Wrapped):
         return self
 
     def result(self):
-        m = self.statistic
-        m.check_nonempty()
+        m = self.statistic.result()  # a ValueError if no row has weight
         if self.kind == "mean_squared_error":
-            return MeanBias._recipe().finish(m.result())
+            return MeanBias._recipe().finish(m)
         if self.kind == "mean_squared_logarithmic_error":
             return ConstantBias(np.expm1(m.mean), self.kind,
-                                expected_loss=float(np.mean(m.m2 / m.rows)))
+                                expected_loss=float(m.mean_squared_error.mean()))
         if (m.mean <= EPSILON).any():
             raise ValueError(
                 f"The mean target of {self.name} is {m.mean.min():g}: a Poisson rate "
