@@ -28,6 +28,7 @@ import apache_beam as beam
 from keras_biasinit.stats._budget import MemoryMeter
 from keras_biasinit.stats._budget import analysis_bytes
 from keras_biasinit.stats._driver import Search
+from keras_biasinit.stats._driver import first_pass_state
 from keras_biasinit.stats._first_pass import FirstPass
 from keras_biasinit.stats._first_pass import InMemory
 from keras_biasinit.stats._first_pass import Summary
@@ -51,13 +52,7 @@ def first_pass_factory(new_search: Callable[[], Search], budget: int
                        ) -> Callable[[], FirstPass]:
     """New pass-1 states for the search, each with its own meter."""
     search = new_search()
-    name, in_memory_bytes = search.name, search.in_memory_bytes
-
-    def new_first_pass() -> FirstPass:
-        return FirstPass(name=name, meter=MemoryMeter(budget),
-                         in_memory_bytes=in_memory_bytes, reiterable=True)
-
-    return new_first_pass
+    return lambda: first_pass_state(search, budget)
 
 
 def start(first: FirstPass, new_search: Callable[[], Search]) -> Progress:
