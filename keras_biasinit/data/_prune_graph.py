@@ -42,9 +42,10 @@ class Unsafe(Exception):
     """The rewrite cannot be proved to give the same numbers (the reason)."""
 
 
-def prune(dataset: tf.data.Dataset,
-          needed: List[int]) -> Tuple[tf.Tensor, List[int], int]:
-    """The dataset's variant computing only (at least) the components `needed`.
+def prune(dataset: tf.data.Dataset, needed: List[int],
+          width: int) -> Tuple[tf.Tensor, List[int], int]:
+    """The dataset's variant computing only (at least) the components `needed`
+    of its `width`.
 
     Returns `(variant, carried, maps)`: the rebuilt dataset, the components its
     elements carry (sorted, a superset of `needed`) and how many map
@@ -59,6 +60,8 @@ def prune(dataset: tf.data.Dataset,
     nodes = {node.name: node for node in graph_def.node}
     library = {f.signature.name: f for f in graph_def.library.function}
     chain, bottom = _chain(graph_def, nodes)
+    if _width((chain or [nodes[bottom]])[0]) != width:
+        raise Unsafe("an unexpected dataset graph")
     edges = _edges(chain, library, needed, _width(nodes[bottom]))
     maps = 0
     for node, above, below in zip(chain, edges, edges[1:]):
@@ -83,10 +86,10 @@ def _types(node) -> List[int]:
 def _chain(graph_def, nodes) -> Tuple[list, str]:
     """The known ops from the output down, and the name of the op below them."""
     output = next(n for n in graph_def.node if n.op == "_Retval")
-    name, chain = output.input[0], []
+    name, chain = _source(output.input[0]), []
     while nodes[name].op in PASS_THROUGH | MAPS | FILTERS:
         chain.append(nodes[name])
-        name = nodes[name].input[0]
+        name = _source(nodes[name].input[0])
     return chain, name
 
 

@@ -79,7 +79,7 @@ def project(dataset: tf.data.Dataset,
         "pruning disabled: keras_biasinit.data.prune.ENABLED is False")
     if reason is None:
         try:
-            pruned = graph.prune(dataset, needed)
+            pruned = graph.prune(dataset, needed, len(leaves))
         except graph.Unsafe as error:
             reason = str(error)
     if reason is not None:
@@ -111,7 +111,10 @@ def _has_map(dataset: tf.data.Dataset) -> bool:
     while True:
         if hasattr(dataset, "_map_func"):
             return True
-        inputs = dataset._inputs()  # noqa: SLF001
+        try:
+            inputs = dataset._inputs()  # noqa: SLF001
+        except NotImplementedError:  # a dataset class of its own
+            return False
         if len(inputs) != 1:
             return False
         dataset = inputs[0]
