@@ -1,7 +1,8 @@
 """The graph rewrite behind `keras_biasinit.data.prune` (its docstring says how).
 
-Everything here works on the `GraphDef` of a dataset: a chain of dataset
-nodes and a library of `FunctionDef`s. Indices are the element's flat
+The chain of dataset ops from the output down, the components each of its
+edges must carry, and the rewritten `GraphDef` (the function bodies are
+`keras_biasinit.data._prune_functions`'s). Indices are the element's flat
 components, as in the ops' `output_types`.
 """
 
@@ -10,9 +11,9 @@ from __future__ import annotations
 from typing import Iterable, List, Set, Tuple
 
 import tensorflow as tf
-from tensorflow.core.framework import function_pb2
 from tensorflow.core.framework import graph_pb2
-from tensorflow.python.framework import op_def_registry
+from keras_biasinit.data import _prune_functions as functions
+from keras_biasinit.data._prune_functions import Unsafe
 
 #: Ops that carry each component through on its own.
 PASS_THROUGH = frozenset({
@@ -26,21 +27,6 @@ PASS_THROUGH = frozenset({
 })
 MAPS = frozenset({"MapDataset", "ParallelMapDataset", "ParallelMapDatasetV2"})
 FILTERS = frozenset({"FilterDataset"})
-
-#: Stateful ops that may be dropped: no other op reads what they change.
-DROPPABLE = frozenset({
-    "Assert", "Print", "PrintV2", "ReadVariableOp", "LookupTableFindV2",
-    "LookupTableSizeV2", "RandomUniform", "RandomUniformInt",
-    "RandomStandardNormal", "TruncatedNormal", "RandomShuffle", "RandomGamma",
-    "RandomPoisson", "RandomPoissonV2", "Multinomial",
-})
-#: Nodes whose removal saves nothing.
-TRIVIAL = frozenset({"Identity", "IdentityN", "NoOp", "Const"})
-
-
-class Unsafe(Exception):
-    """The rewrite cannot be proved to give the same numbers (the reason)."""
-
 
 def prune(dataset: tf.data.Dataset, needed: List[int],
           width: int) -> Tuple[tf.Tensor, List[int], int]:
@@ -86,10 +72,10 @@ def _types(node) -> List[int]:
 def _chain(graph_def, nodes) -> Tuple[list, str]:
     """The known ops from the output down, and the name of the op below them."""
     output = next(n for n in graph_def.node if n.op == "_Retval")
-    name, chain = _source(output.input[0]), []
+    name, chain = functions.source(output.input[0]), []
     while nodes[name].op in PASS_THROUGH | MAPS | FILTERS:
         chain.append(nodes[name])
-        name = _source(nodes[name].input[0])
+        name = functions.source(nodes[name].input[0])
     return chain, name
 
 
@@ -105,7 +91,7 @@ def _edges(chain, library, needed, bottom_width) -> List[List[int]]:
             changed |= not below <= sets[i + 1]
             sets[i + 1] |= below
         for i in reversed(range(len(chain))):  # up: what passes through
-            if node_passes(chain[i]) and not sets[i + 1] <= sets[i]:
+            if _passes_through(chain[i]) and not sets[i + 1] <= sets[i]:
                 sets[i] |= sets[i + 1]
                 changed = True
     if max(sets[-1], default=-1) >= bottom_width:
@@ -113,7 +99,7 @@ def _edges(chain, library, needed, bottom_width) -> List[List[int]]:
     return [sorted(s) for s in sets]
 
 
-def node_passes(node) -> bool:
+def _passes_through(node) -> bool:
     return node.op not in MAPS
 
 
@@ -123,8 +109,8 @@ def _needs_below(node, above: Set[int], library) -> Set[int]:
         return set(above)
     function = library[_function_name(node)]
     outputs = sorted(above) if node.op in MAPS else [0]
-    cone, args = _cone(function, outputs)
-    _check_stateless(cone, function, library)
+    nodes, args = functions.cone(function, outputs)
+    functions.check_stateless(nodes, function, library)
     names = [a.name for a in function.signature.input_arg]
     needed = {i for i in range(_components_in(node, function)) if names[i] in args}
     return needed | (set(above) if node.op in FILTERS else set())
@@ -141,65 +127,6 @@ def _components_in(node, function) -> int:
     return len(function.signature.input_arg) - captured
 
 
-def _cone(function, outputs: Iterable[int]) -> Tuple[Set[str], Set[str]]:
-    """Names of the nodes and arguments the given outputs are computed from.
-
-    Data edges only: a control edge orders stateful ops (tf.function adds one
-    from each to the outputs), and a cone without stateful ops needs no order.
-    """
-    arg_names = {a.name for a in function.signature.input_arg}
-    by_name = {n.name: n for n in function.node_def}
-    rets = [function.ret[function.signature.output_arg[i].name] for i in outputs]
-    todo, nodes, args = [_source(r) for r in rets], set(), set()
-    while todo:
-        name = todo.pop()
-        if name in arg_names:
-            args.add(name)
-        elif name not in nodes:
-            nodes.add(name)
-            todo.extend(_source(i) for i in by_name[name].input
-                        if not i.startswith("^"))
-    return nodes, args
-
-
-def _source(tensor_name: str) -> str:
-    """The node (or argument) of `node:output:index`, `arg` or `^node`."""
-    return tensor_name.lstrip("^").split(":")[0]
-
-
-def _check_stateless(cone: Set[str], function, library) -> None:
-    ops = set()
-    for node in function.node_def:
-        if node.name in cone:
-            ops |= _stateful_ops(node, library)
-    if ops:
-        raise Unsafe(f"what the pass reads is computed by stateful ops "
-                     f"{sorted(ops)} (random, py_function, variables, tables)")
-
-
-def _stateful_ops(node, library) -> Set[str]:
-    """The stateful ops `node` runs, through the functions it calls."""
-    callees = [name for name in _called(node) if name in library]
-    if callees:
-        ops: Set[str] = set()
-        for name in callees:
-            for inner in library[name].node_def:
-                ops |= _stateful_ops(inner, library)
-        return ops
-    op_def = op_def_registry.get(node.op)
-    return {node.op} if op_def is None or op_def.is_stateful else set()
-
-
-def _called(node) -> List[str]:
-    names = [node.op]
-    for value in node.attr.values():
-        if value.HasField("func"):
-            names.append(value.func.name)
-        elif value.HasField("list"):
-            names.extend(f.name for f in value.list.func)
-    return names
-
-
 def _rewrite(node, above, below, library, graph_def) -> int:
     """Rewrites `node` to carry `above` from `below`; 1 if a map lost work."""
     _keep_outputs(node, above if node.op in MAPS else below)
@@ -209,12 +136,12 @@ def _rewrite(node, above, below, library, graph_def) -> int:
         return 0
     function = library[_function_name(node)]
     outputs = above if node.op in MAPS else [0]
-    new, dropped = _pruned_function(function, below, outputs,
+    new, dropped = functions.pruned_function(function, below, outputs,
                                     _components_in(node, function), library)
     graph_def.library.function.append(new)
     library[new.signature.name] = new
     node.attr["f" if node.op in MAPS else "predicate"].func.name = new.signature.name
-    return int(node.op in MAPS and bool(dropped - TRIVIAL))
+    return int(node.op in MAPS and bool(dropped - functions.TRIVIAL))
 
 
 def _keep_outputs(node, kept: List[int]) -> None:
@@ -237,59 +164,6 @@ def _keep_padding(node, kept: List[int]) -> None:
     del node.input[:]
     node.input.extend(inputs)
     node.attr["N"].i = len(kept)
-
-
-def _pruned_function(function, inputs, outputs, n_components, library):
-    """A copy of `function` taking components `inputs` (and every captured
-    argument), returning `outputs`, holding only the nodes they need.
-    Returns it and the set of ops dropped."""
-    cone, _ = _cone(function, outputs)
-    dropped = [n for n in function.node_def if n.name not in cone]
-    unsafe = set().union(*(_stateful_ops(n, library) for n in dropped)) - DROPPABLE
-    if unsafe:
-        raise Unsafe(f"the skipped part runs stateful ops {sorted(unsafe)}")
-    new = function_pb2.FunctionDef()
-    new.CopyFrom(function)
-    new.signature.name = f"{function.signature.name}_kbi_pruned_{len(library)}"
-    kept_args = [i for i in range(len(function.signature.input_arg))
-                 if i >= n_components or i in inputs]
-    _keep(new.signature.input_arg, function.signature.input_arg, kept_args)
-    _reindex(new.arg_attr, function.arg_attr, kept_args)
-    _reindex(new.resource_arg_unique_id, function.resource_arg_unique_id, kept_args)
-    _keep(new.signature.output_arg, function.signature.output_arg, outputs)
-    kept_rets = {a.name for a in new.signature.output_arg}
-    for name in list(new.ret):
-        if name not in kept_rets:
-            del new.ret[name]
-    del new.node_def[:]
-    new.node_def.extend(n for n in function.node_def if n.name in cone)
-    for node in new.node_def:  # control edges from dropped nodes go with them
-        inputs = [i for i in node.input if _source(i) in cone or i[0] != "^"]
-        del node.input[:]
-        node.input.extend(inputs)
-    for name, target in list(new.control_ret.items()):
-        if target not in cone:
-            del new.control_ret[name]
-    _keep(new.signature.control_output, function.signature.control_output,
-          [i for i, name in enumerate(function.signature.control_output)
-           if name in new.control_ret])
-    return new, {n.op for n in dropped}
-
-
-def _keep(field, original, indices) -> None:
-    del field[:]
-    field.extend(original[i] for i in indices)
-
-
-def _reindex(field, original, kept) -> None:
-    """A map keyed by argument index, for the kept arguments renumbered."""
-    values = {new: original[old] for new, old in enumerate(kept) if old in original}
-    field.clear()
-    for index, value in values.items():
-        if isinstance(value, int):
-            field[index] = value
-        else:
-            field[index].CopyFrom(value)
 
 
 def _insert_projection(graph_def, consumer, bottom, kept: List[int]) -> None:
