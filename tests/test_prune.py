@@ -56,6 +56,8 @@ def _pipelines(paths, labels, weights):
         ("(x, y, w)", slices((paths, labels, weights)).map(
             lambda p, y, w: (_image(p), y, w)).shuffle(4, seed=1).batch(5)
          .prefetch(2), None),
+        ("padded_batch", slices((paths, labels)).map(
+            lambda p, y: (_image(p)[:8], y)).padded_batch(5), None),
     ]
 
 
@@ -184,6 +186,16 @@ def test_adapt_output_bias_prunes_and_matches(jpegs, monkeypatch, capsys):
     w = weights.astype(np.float64)
     np.testing.assert_allclose(pruned["reg"]["mean"], np.sum(w * values) / w.sum(),
                                rtol=1e-6)
+
+
+def test_a_strategy_reads_the_pruned_pipeline(jpegs, two_cpu_strategy, capsys):
+    paths, _, classes, _ = jpegs
+    ds = tf.data.Dataset.from_tensor_slices((paths, classes)).map(
+        lambda p, y: (_image(p), y)).batch(5)
+    init = kbi.ClassPriorBias.from_dataset(ds, num_classes=3, verbose=1,
+                                           strategy=two_cpu_strategy)
+    assert "Label pass: features pruned (1 map)" in capsys.readouterr().out
+    np.testing.assert_allclose(init.priors, np.bincount(classes) / N, rtol=1e-12)
 
 
 def test_tfds_mock_data_same_numbers(monkeypatch):
