@@ -163,6 +163,18 @@ def test_py_function_features_and_feature_filters_run_in_full(jpegs):
                                   values[values > 3.0])
 
 
+def test_large_in_memory_sources_are_not_serialized(monkeypatch):
+    x = np.ones((100, 50), np.float32)  # 20,000 bytes
+    ds = tf.data.Dataset.from_tensor_slices((x, np.arange(100.0))).map(
+        lambda x, y: (tf.sqrt(x), y)).batch(10)
+    assert prune.project(ds, lambda e: e[1])[1] == "features pruned (1 map)"
+    monkeypatch.setattr(prune, "MAX_IN_MEMORY_BYTES", 10_000)
+    projected, note = prune.project(ds, lambda e: e[1])
+    assert note == ("full pipeline (the pipeline holds 0 MiB of in-memory tensors, "
+                    "more than `keras_biasinit.data.prune.MAX_IN_MEMORY_BYTES`)")
+    np.testing.assert_array_equal(np.concatenate(list(projected)), np.arange(100.0))
+
+
 def test_adapt_output_bias_prunes_and_matches(jpegs, monkeypatch, capsys):
     paths, values, classes, weights = jpegs
     ds = tf.data.Dataset.from_tensor_slices((paths, (classes, values), weights)).map(

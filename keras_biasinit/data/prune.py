@@ -56,6 +56,10 @@ __all__ = ["ENABLED", "project"]
 #: Set to False to run every label pass on the full pipeline.
 ENABLED = True
 
+#: In-memory tensors (`from_tensor_slices` of arrays) above this many bytes are
+#: not serialized: the copy would cost more time and memory than most maps.
+MAX_IN_MEMORY_BYTES = 64 * 2**20
+
 
 def project(dataset: tf.data.Dataset,
             select: Callable[[Any], Any]) -> Tuple[tf.data.Dataset, str]:
@@ -99,25 +103,40 @@ def _cheap_refusal(dataset, leaves, needed) -> Any:
         return "an element component of several tensors"
     if not _has_map(dataset):
         return "no map computes what the pass skips"
+    size = _in_memory_bytes(dataset)
+    if size > MAX_IN_MEMORY_BYTES:
+        return (f"the pipeline holds {size / 2**20:.0f} MiB of in-memory tensors, "
+                "more than `keras_biasinit.data.prune.MAX_IN_MEMORY_BYTES`")
     return None
+
+
+def _inputs(dataset: tf.data.Dataset) -> List[tf.data.Dataset]:
+    try:
+        return list(dataset._inputs())  # noqa: SLF001
+    except NotImplementedError:  # a dataset class of its own
+        return []
 
 
 def _has_map(dataset: tf.data.Dataset) -> bool:
     """Whether the dataset's linear chain of inputs holds a function (`map`).
 
-    Checked on the Python objects before the graph is serialized: serializing
-    embeds in-memory sources (`from_tensor_slices` of a large array) whole.
+    Checked on the Python objects, before the graph is serialized.
     """
-    while True:
-        if hasattr(dataset, "_map_func"):
-            return True
-        try:
-            inputs = dataset._inputs()  # noqa: SLF001
-        except NotImplementedError:  # a dataset class of its own
-            return False
+    while not hasattr(dataset, "_map_func"):
+        inputs = _inputs(dataset)
         if len(inputs) != 1:
             return False
         dataset = inputs[0]
+    return True
+
+
+def _in_memory_bytes(dataset: tf.data.Dataset) -> int:
+    """Bytes of the tensors the pipeline's sources hold (serializing embeds
+    them whole: `from_tensor_slices` of a large array)."""
+    tensors = getattr(dataset, "_tensors", None) or []
+    size = sum(t.shape.num_elements() * t.dtype.size for t in tensors
+               if t.shape.is_fully_defined() and t.dtype != tf.string)
+    return size + sum(_in_memory_bytes(d) for d in _inputs(dataset))
 
 
 def _restructure(variant: tf.Tensor, leaves: List[Any], carried: List[int],
