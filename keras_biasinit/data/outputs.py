@@ -31,7 +31,9 @@ from keras_biasinit.data.elements import _to_batch
 from keras_biasinit.data.reading import Batches
 from keras_biasinit.data.reading import _check_steps
 from keras_biasinit.data.reading import iterable_length
+from keras_biasinit.data.progress import print_msg
 from keras_biasinit.data.progress import resolve_verbose
+from keras_biasinit.data.prune import project
 
 __all__ = ["OneOutput", "OutputBatches", "read_outputs"]
 
@@ -131,14 +133,16 @@ def _dataset(data: tf.data.Dataset, outputs, n, steps, batched, verbose):
     weighted = [w is not None for _, w in parts]
     batched = check_batched(batched, data, parts[0][0])
 
-    def pick(*element):
-        picked = _select(element if len(element) > 1 else element[0], outputs, n)
+    def select(element):
+        picked = _select(element, outputs, n)
         return tuple(v for v, _ in picked), tuple(w for _, w in picked
                                                   if w is not None)
 
     ds = data.take(steps) if steps is not None else data
     total = int(ds.cardinality())
-    ds = ds.map(pick)
+    ds, note = project(ds, select)  # the features are skipped where provable
+    if verbose:
+        print_msg(f"Label pass: {note}")
     if not batched:
         ds = ds.batch(PASS_BATCH_SIZE)
     ds = ds.prefetch(tf.data.AUTOTUNE)
