@@ -57,7 +57,7 @@ def columnar_kind(data: Any) -> Optional[str]:
     return None
 
 
-def _names(data: Any, kind: str) -> List[Any]:
+def column_names(data: Any, kind: str) -> List[Any]:
     if kind == "column":
         return [None]
     if library(data) == "pandas":
@@ -81,7 +81,7 @@ def select_columns(data: Any, key: Any, role: str) -> Tuple[List[Any], bool]:
     """`target=` / `features=` as `(column names, single)`: `single` for one
     named column (values `(n,)`), else a list (values `(n, d)`)."""
     kind = columnar_kind(data)
-    names = _names(data, kind)
+    names = column_names(data, kind)
     if kind == "column":
         own = getattr(data, "name", None)
         if key is None or (own is not None and key == own):
@@ -127,7 +127,7 @@ def select_weight(data: Any, sample_weight: Optional[str]) -> List[Any]:
             "dataset, by name; a single column (Series, Array) has no other. "
             f"Received: sample_weight={sample_weight!r}"
         )
-    check_present([sample_weight], _names(data, kind), "sample_weight")
+    check_present([sample_weight], column_names(data, kind), "sample_weight")
     return [sample_weight]
 
 
@@ -189,7 +189,17 @@ def columnar_reader(data: Any, target: Any, role: str,
                     steps: Optional[int]):
     """`(make_iterator, total rows)` of `keras_biasinit.data.read_batches` for
     a pandas or Arrow input: `make_iterator()` yields `(values, weights,
-    rows)`."""
+    rows)`.
+
+    Example:
+
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"price": [1.0, 3.0], "w": [1.0, 0.5], "x": [0, 1]})
+    >>> make_iterator, rows = columnar_reader(df, ["price", "x"], "target", "w",
+    ...                                       None, None)
+    >>> [(v.tolist(), w.tolist(), n) for v, w, n in make_iterator()], rows
+    ([([[1.0, 0.0], [3.0, 1.0]], [1.0, 0.5], 2)], 2)
+    """
     columns, single = select_columns(data, target, role)
     weight = select_weight(data, sample_weight)
     make_chunks = chunks(data, columns + weight, steps)
@@ -202,51 +212,3 @@ def columnar_reader(data: Any, target: Any, role: str,
 
     return make_iterator, count_rows(data, steps)
 
-
-def per_output(value: Any, outputs: Sequence[str], what: str,
-               columns: Sequence) -> List[Any]:
-    """`adapt_output_bias`'s `target=` (or `classes=`) for each output: one
-    value for a one-output model, or a dict keyed by output name."""
-    if isinstance(value, dict):
-        extra = sorted(set(value) - set(outputs), key=str)
-        missing = [name for name in outputs if name not in value]
-        if extra or (missing and what == "target"):
-            raise ValueError(
-                f"`{what}=` is a dict keyed by output name; the outputs are "
-                f"{list(outputs)}. Missing: {missing}; unknown: {extra}."
-            )
-        return [value.get(name) for name in outputs]
-    if value is not None and len(outputs) == 1:
-        return [value]
-    if value is None and what != "target":
-        return [None] * len(outputs)
-    raise ValueError(
-        f"`{what}=` for columnar data is a column (or a list of columns) for a "
-        "one-output model, or a dict keyed by output name with one each; the "
-        f"outputs are {list(outputs)} and the columns {list(columns)}. "
-        f"Received: {what}={value!r}"
-    )
-
-
-def columnar_outputs_reader(data: Any, outputs: Sequence[str], target: Any,
-                            sample_weight: Optional[str], classes: Any,
-                            steps: Optional[int]):
-    """`(make_iterator, total rows)` of `keras_biasinit.data.outputs` for a
-    pandas or Arrow input: each step yields `([(values, weights) per output],
-    None, rows)`, all outputs weighted by the one `sample_weight` column."""
-    names = _names(data, columnar_kind(data))
-    keys = per_output(target, outputs, "target", names)
-    class_lists = per_output(classes, outputs, "classes", names)
-    selected = [select_columns(data, key, "target") for key in keys]
-    weight = select_weight(data, sample_weight)
-    needed = [c for columns, _ in selected for c in columns] + weight
-    make_chunks = chunks(data, needed, steps)
-
-    def make_iterator():
-        for chunk in make_chunks():
-            weights = read_values(chunk, weight, True) if weight else None
-            parts = [(read_values(chunk, columns, single, labels), weights)
-                     for (columns, single), labels in zip(selected, class_lists)]
-            yield parts, None, chunk[1]
-
-    return make_iterator, count_rows(data, steps)

@@ -80,6 +80,17 @@ def column_to_numpy(column: Any, name: Any = None,
             Defaults to None: numeric and bool columns only.
         where: where the column was read, for messages (e.g. " (batch at
             row 4096)").
+
+    Example:
+
+    >>> import pyarrow as pa
+    >>> column_to_numpy(pa.array(["b", "a", "b"]).dictionary_encode(), "label",
+    ...                 classes=["a", "b"]).tolist()
+    [1, 0, 1]
+    >>> column_to_numpy(pa.array([1.5, None]), "price")
+    Traceback (most recent call last):
+    ...
+    ValueError: Column 'price' has 1 null value(s) in 2 rows. Nulls ...
     """
     if library(column) == "pandas":
         return _pandas_column(column, name, classes, where)

@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_biasinit.data.columnar import columnar_kind
-from keras_biasinit.data.columnar import columnar_outputs_reader
+from keras_biasinit.data.columnar_outputs import columnar_outputs_reader
 from keras_biasinit.data.datasets import PASS_BATCH_SIZE
 from keras_biasinit.data.datasets import check_batched
 from keras_biasinit.data.datasets import check_cardinality
@@ -183,7 +183,7 @@ def read_outputs(
         num_outputs: how many outputs the model has (the length of a list
             `y`). Defaults to None: `len(outputs)`.
         target, sample_weight, classes: the columns of a pandas / Arrow
-            input (see `keras_biasinit.data.columnar.columnar_outputs_reader`).
+            input (see `keras_biasinit.data.columnar_outputs`).
             Defaults to None.
 
     Example:
