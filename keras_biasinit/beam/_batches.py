@@ -1,7 +1,7 @@
 """Examples (or batches) of a PCollection -> checked NumPy `(values, weights)`.
 
-Unbatched examples are grouped with `beam.BatchElements` and stacked, so that
-the statistics see a few thousand rows per update, never one: the same
+Unbatched examples are gathered (per bundle) and stacked, so that the
+statistics see a few thousand rows per update, never one: the same
 element forms and the same checks and error messages as `from_dataset`
 (`keras_biasinit.data.elements`). Elements that are pandas DataFrames or
 pyarrow Tables / RecordBatches (what `beam.io.ReadFromParquetBatched` yields)
@@ -15,6 +15,8 @@ from typing import Any, Iterator, List
 
 import apache_beam as beam
 import numpy as np
+from apache_beam.transforms.window import GlobalWindow
+from apache_beam.utils.windowed_value import WindowedValue
 
 from keras_biasinit.data import PASS_BATCH_SIZE
 from keras_biasinit.data import read_batches
@@ -25,6 +27,9 @@ from keras_biasinit.data.elements import WeightedKey
 from keras_biasinit.data.elements import _check_not_nested
 from keras_biasinit.data.elements import _pick
 from keras_biasinit.data.elements import _to_batch
+
+#: Examples stacked into one batch (fewer at the end of a bundle).
+EXAMPLES_PER_BATCH = PASS_BATCH_SIZE * 4
 
 
 def _stack(parts: List[Any], what: str) -> np.ndarray:
@@ -83,19 +88,43 @@ def element_to_batches(element: Any, key: Any, role: str,
         yield batch
 
 
-class _SplitColumnar(beam.DoFn):
-    """Columnar elements -> their batches (main output); any other element
-    goes on, as it is, to the `"examples"` output."""
+class _Batcher(beam.DoFn):
+    """Elements -> checked batches, in one step of the pipeline: columnar
+    elements (and, with `batched`, every element) are batches already;
+    examples are gathered, up to `EXAMPLES_PER_BATCH`, and stacked (what is
+    left at the end of a bundle too)."""
 
-    def process(self, element, key, role, columns):
-        if columnar_kind(element) is None:
-            yield beam.pvalue.TaggedOutput("examples", element)
-        else:
-            yield from columnar_to_batches(element, key, role, columns)
+    def __init__(self, key: Any, role: str, batched: bool, columns: dict) -> None:
+        super().__init__()
+        self.key, self.role, self.batched, self.columns = key, role, batched, columns
+        weight = columns["sample_weight"]
+        self.example_key = key if weight is None else WeightedKey(key, weight)
+        self._examples: List[Any] = []
+
+    def start_bundle(self) -> None:
+        self._examples = []
+
+    def process(self, element) -> Iterator[Batch]:
+        if self.batched or columnar_kind(element) is not None:
+            yield from element_to_batches(element, self.key, self.role, self.columns)
+            return
+        self._examples.append(element)
+        if len(self._examples) >= EXAMPLES_PER_BATCH:
+            yield self._stack()
+
+    def finish_bundle(self):
+        if self._examples:
+            yield WindowedValue(self._stack(), GlobalWindow().max_timestamp(),
+                                [GlobalWindow()])
+
+    def _stack(self) -> Batch:
+        examples, self._examples = self._examples, []
+        return examples_to_batch(examples, self.example_key, self.role)
 
 
 class ToBatches(beam.PTransform):
-    """Elements -> NumPy `(values, weights)` batches of the target (or features).
+    """Elements (in the global window) -> NumPy `(values, weights)` batches of
+    the target (or features).
 
     Args:
         key: `target=` (or `features=`): a dict key, tuple index or path; for
@@ -114,19 +143,5 @@ class ToBatches(beam.PTransform):
         self.columns = {"sample_weight": sample_weight, "classes": classes}
 
     def expand(self, pcoll):
-        key, role, columns = self.key, self.role, self.columns
-        if self.batched:
-            return pcoll | "Check" >> beam.FlatMap(element_to_batches, key, role,
-                                                   columns)
-        split = pcoll | "Columnar" >> beam.ParDo(
-            _SplitColumnar(), key, role, columns
-        ).with_outputs("examples", main="batches")
-        if columns["sample_weight"] is not None:
-            key = WeightedKey(key, columns["sample_weight"])
-        examples = (
-            split.examples
-            | "Group" >> beam.BatchElements(min_batch_size=PASS_BATCH_SIZE // 4,
-                                            max_batch_size=PASS_BATCH_SIZE * 4)
-            | "Stack" >> beam.Map(examples_to_batch, key, role)
-        )
-        return (split.batches, examples) | "Batches" >> beam.Flatten()
+        return pcoll | "Batches" >> beam.ParDo(
+            _Batcher(self.key, self.role, self.batched, self.columns))
