@@ -658,3 +658,8 @@ CASES = {
     "beam": beam_direct,
     "workers": multi_worker,
 }
+
+# pandas / Arrow / Parquet inputs and Beam's Parquet read (issue 18).
+from columnar_cases import CASES as _COLUMNAR_CASES  # noqa: E402
+
+CASES.update(_COLUMNAR_CASES)
