@@ -196,6 +196,25 @@ def test_nulls_are_refused_with_their_count(frame, parquet_dir, tmp_path):
     kbi.MeanBias.from_dataset(ds.dataset(parquet_dir), target="price", verbose=0)
 
 
+def test_iterables_of_frames_and_record_batches(frame, parquet_dir, values):
+    """`pd.read_csv(chunksize=...)`-like lists of DataFrames, and the record
+    batches of `ParquetFile.iter_batches()` (a one-shot generator)."""
+    y, w = values["price"], values["w"]
+    chunks = [frame.iloc[:2500], frame.iloc[2500:]]
+    got = kbi.MeanBias.from_dataset(chunks, target="price", sample_weight="w",
+                                    verbose=0)
+    np.testing.assert_allclose(got.bias, [np.average(y, weights=w)], rtol=1e-12)
+    files = sorted(parquet_dir.glob("*.parquet"))
+    batches = (b for f in files for b in pq.ParquetFile(f).iter_batches(
+        batch_size=700, columns=["price", "animal"]))
+    got = kbi.MedianBias.from_dataset(batches, target="price", verbose=0)
+    assert got.bias.tolist() == [np.median(y)]
+    batches = (b for f in files for b in pq.ParquetFile(f).iter_batches())
+    got = kbi.ClassPriorBias.from_dataset(batches, target="animal",
+                                          classes=CLASSES, verbose=0)
+    np.testing.assert_allclose(got.priors, np.bincount(values["label"]) / N)
+
+
 def test_sample_weight_names_the_key_of_dict_elements(values):
     import tensorflow as tf
 

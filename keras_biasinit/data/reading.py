@@ -191,11 +191,12 @@ def read_batches(
         return Batches(make_iterator, reiterable=True, total=total, unit="example",
                        verbose=resolve_verbose(verbose, kind == "dataset"),
                        **options)
-    target = _with_weight_key(target, role, sample_weight, classes)
+    columns = {"target": target, "sample_weight": sample_weight, "classes": classes}
     if isinstance(data, tf.data.Dataset):
         verbose = resolve_verbose(verbose, streamed=True)
         make_iterator, total, unit = pass_dataset(
-            data, target, role, steps, batched, verbose, merge_batches)
+            data, _with_weight_key(role=role, **columns), role, steps, batched,
+            verbose, merge_batches)
         return Batches(make_iterator, reiterable=True, total=total, unit=unit,
                        verbose=verbose, **options)
 
@@ -203,7 +204,7 @@ def read_batches(
     if _is_nested_numbers(data):
         data = np.asarray(data)  # e.g. [[1, 2], [3, 4]]: rows of data, not batches
     if _is_array(data) or _is_element(data):
-        values, weights = _pick(data, target, role)
+        values, weights = _pick(data, _with_weight_key(role=role, **columns), role)
         if steps is not None:  # for arrays, a step is an example (a row)
             values = _first_rows(values, steps)
             weights = _first_rows(weights, steps)
@@ -215,11 +216,11 @@ def read_batches(
         return Batches(make_iterator, reiterable=True, total=examples,
                        unit="example", verbose=resolve_verbose(verbose, False),
                        **options)
-    return _iterable_batches(data, target, role, steps,
+    return _iterable_batches(data, columns, role, steps,
                              resolve_verbose(verbose, True), options)
 
 
-def _with_weight_key(target: Any, role: str, sample_weight: Optional[str],
+def _with_weight_key(*, target: Any, role: str, sample_weight: Optional[str],
                      classes: Optional[Sequence]) -> Any:
     """`target` for a non-columnar input; with `sample_weight=`, a key that
     also picks the weights out of dict elements."""
@@ -256,8 +257,10 @@ def iterable_length(data: Any, steps: Optional[int]) -> Optional[int]:
     return length
 
 
-def _iterable_batches(data, target, role, steps, verbose, options) -> Batches:
-    """Batches from a Python iterable of batches (a list, generator, PyDataset)."""
+def _iterable_batches(data, columns, role, steps, verbose, options) -> Batches:
+    """Batches from a Python iterable of batches (a list, generator, PyDataset;
+    DataFrames or Arrow record batches, e.g. `pd.read_csv(..., chunksize=n)`,
+    are read by column). `columns`: `target`, `sample_weight`, `classes`."""
     if isinstance(data, (str, bytes)) or not isinstance(
         data, collections.abc.Iterable
     ):
@@ -270,9 +273,16 @@ def _iterable_batches(data, target, role, steps, verbose, options) -> Batches:
     length = iterable_length(data, steps)
 
     def make_iterator():
+        key = None  # `target=` for the elements that are not columnar
         for element in itertools.islice(data, steps):
+            if columnar_kind(element) is not None:
+                read_columns, _ = columnar_reader(element, role=role, steps=None,
+                                                  **columns)
+                yield from ((v, w, 1) for v, w, _ in read_columns())
+                continue
+            key = key or (_with_weight_key(role=role, **columns),)
             if _is_element(element):
-                yield _pick(element, target, role) + (1,)
+                yield _pick(element, key[0], role) + (1,)
             elif _is_array(element) or isinstance(element, (int, float, np.generic)):
                 yield element, None, 1
             elif isinstance(element, list):
