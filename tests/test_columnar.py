@@ -137,6 +137,10 @@ def test_single_columns_strings_and_steps(frame, values):
                    pa.array(y)):
         got = kbi.MeanBias.from_dataset(column, verbose=0)
         np.testing.assert_allclose(got.bias, [y.mean()], rtol=1e-12)
+    numbered = pd.DataFrame(np.stack([y, values["w"]], axis=1))  # columns 0, 1
+    got = kbi.MeanBias.from_dataset(numbered, target=0, sample_weight=1, verbose=0)
+    np.testing.assert_allclose(got.bias, [np.average(y, weights=values["w"])],
+                               rtol=1e-12)
     first = kbi.MeanBias.from_dataset(frame, target="price", steps=100, verbose=0)
     np.testing.assert_allclose(first.bias, [y[:100].mean()], rtol=1e-12)
     strings = pd.Series(np.array(CLASSES)[values["label"]], dtype="string")

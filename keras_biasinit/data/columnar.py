@@ -98,10 +98,10 @@ def select_columns(data: Any, key: Any, role: str) -> Tuple[List[Any], bool]:
         )
     single = not isinstance(key, (list, tuple))
     columns = [key] if single else list(key)
-    if not columns or any(not isinstance(c, str) for c in columns):
+    if not columns:
         raise ValueError(
             f"`{role}=` names a column or a list of columns of the "
-            f"{type(data).__name__} by name. Received: {role}={key!r}"
+            f"{type(data).__name__}; the list is empty. The columns are: {names}."
         )
     check_present(columns, names, role)
     return columns, single
@@ -121,10 +121,10 @@ def select_weight(data: Any, sample_weight: Optional[str]) -> List[Any]:
     if sample_weight is None:
         return []
     kind = columnar_kind(data)
-    if kind == "column" or not isinstance(sample_weight, str):
+    if kind == "column" or isinstance(sample_weight, (list, tuple)):
         raise ValueError(
-            "`sample_weight=` names the weight column of a DataFrame, Table or "
-            "dataset, by name; a single column (Series, Array) has no other. "
+            "`sample_weight=` names the one weight column of a DataFrame, Table "
+            "or dataset; a single column (Series, Array) has no other. "
             f"Received: sample_weight={sample_weight!r}"
         )
     check_present([sample_weight], column_names(data, kind), "sample_weight")
