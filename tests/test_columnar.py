@@ -98,11 +98,12 @@ def test_mean_and_list_of_columns(data, values):
                                rtol=1e-12)
 
 
-def test_order_statistics_equal_numpy(data, values):
+def test_order_statistics_equal_numpy(data, values, capsys):
     y, w = values["price"], values["w"]
-    tiny = TINY  # several passes over the scan (it is re-iterable)
+    tiny = TINY  # several passes over the data (a scan is re-iterable)
     median = kbi.MedianBias.from_dataset(data, target="price", memory_budget=tiny,
-                                         verbose=0)
+                                         verbose=2)
+    assert "Pass 2" in capsys.readouterr().out
     assert median.bias.tolist() == [np.median(y)]
     for cls, options, exact in [
         (kbi.MedianBias, {"memory_budget": tiny}, ("median",)),
