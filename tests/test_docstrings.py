@@ -11,6 +11,8 @@ pytestmark = pytest.mark.keras  # runs under every backend (conftest.py)
 
 MODULES_WITH_EXAMPLES = [
     "keras_biasinit.data.reading",
+    "keras_biasinit.data.columnar",
+    "keras_biasinit.data.columns",
     "keras_biasinit.stats.class_counts",
     "keras_biasinit.stats.moments",
     "keras_biasinit.initializers.class_prior_bias",

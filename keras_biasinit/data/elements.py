@@ -8,6 +8,7 @@ targets of 3+ dimensions into rows of their last axis.
 from __future__ import annotations
 
 import collections.abc
+import dataclasses
 from typing import Any, Mapping, Optional, Tuple, Union
 
 import numpy as np
@@ -15,6 +16,31 @@ import tensorflow as tf
 
 Key = Union[str, int, None, Tuple[Union[str, int], ...]]
 Batch = Tuple[np.ndarray, Optional[np.ndarray]]
+
+
+@dataclasses.dataclass(frozen=True)
+class WeightedKey:
+    """`target=` together with `sample_weight=`: the weights of a dict element
+    are its `weight` key."""
+
+    key: Key
+    weight: str
+
+
+def _pick_weighted(element: Any, target: WeightedKey, role: str) -> Tuple[Any, Any]:
+    if not isinstance(element, collections.abc.Mapping):
+        raise ValueError(
+            f"`sample_weight={target.weight!r}` names a key of dict elements (or "
+            f"a column), but the elements are {type(element).__name__}s. The "
+            "weights of `(x, y, sample_weight)` elements are their 3rd item: "
+            "leave `sample_weight=None`."
+        )
+    if target.weight not in element:
+        raise ValueError(
+            f"The key {target.weight!r} (`sample_weight=`) is not in the "
+            f"dataset's elements. Available keys: {sorted(element)}."
+        )
+    return _pick(element, target.key, role)[0], element[target.weight]
 
 
 def _guess_key(element: Mapping, role: str) -> Any:
@@ -32,6 +58,8 @@ def _pick(element: Any, target: Key, role: str) -> Tuple[Any, Any]:
     A tuple `target` is a path into nested elements: `(1, "out")` is
     `element[1]["out"]`, weighted by the element's sample weights.
     """
+    if isinstance(target, WeightedKey):
+        return _pick_weighted(element, target, role)
     if isinstance(target, tuple):
         if not target:
             raise ValueError(f"`{role}=()` is an empty path; name a key or index.")

@@ -21,6 +21,8 @@ from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple, Uni
 import numpy as np
 import tensorflow as tf
 
+from keras_biasinit.data.columnar import columnar_kind
+from keras_biasinit.data.columnar_outputs import columnar_outputs_reader
 from keras_biasinit.data.datasets import PASS_BATCH_SIZE
 from keras_biasinit.data.datasets import check_batched
 from keras_biasinit.data.datasets import check_cardinality
@@ -167,6 +169,9 @@ def read_outputs(
     batched: Optional[bool] = None,
     verbose: Union[str, int] = "auto",
     num_outputs: Optional[int] = None,
+    target: Any = None,
+    sample_weight: Optional[str] = None,
+    classes: Any = None,
 ) -> OutputBatches:
     """Reads every output's targets (and weights) from `data` in one pass.
 
@@ -181,6 +186,9 @@ def read_outputs(
         verbose: `"auto"`, 0, 1 or 2. Defaults to "auto".
         num_outputs: how many outputs the model has (the length of a list
             `y`). Defaults to None: `len(outputs)`.
+        target, sample_weight, classes: the columns of a pandas / Arrow
+            input (see `keras_biasinit.data.columnar_outputs`).
+            Defaults to None.
 
     Example:
 
@@ -190,6 +198,19 @@ def read_outputs(
     [[[0.0, 1.0, 2.0, 3.0], [1.0, 1.0, 1.0, 1.0]]]
     """
     _check_steps(steps)
+    kind = columnar_kind(data)
+    if kind is not None:  # pandas / Arrow: the columns named by `target=`
+        make_iterator, total = columnar_outputs_reader(
+            data, [name for name, _ in outputs], target, sample_weight, classes, steps)
+        return OutputBatches(make_iterator, reiterable=True, total=total,
+                             unit="example",
+                             verbose=resolve_verbose(verbose, kind == "dataset"))
+    if target is not None or sample_weight is not None or classes is not None:
+        raise ValueError(
+            "`target=`, `sample_weight=` and `classes=` name the columns of a "
+            "pandas or Arrow input; other data are `(x, y[, sample_weight])` as "
+            "`model.fit` takes them. Leave them None."
+        )
     verbose = resolve_verbose(verbose, streamed=not isinstance(data, tuple))
     outputs = list(outputs)
     n = len(outputs) if num_outputs is None else int(num_outputs)
