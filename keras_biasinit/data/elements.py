@@ -11,7 +11,10 @@ import collections.abc
 from typing import Any, Mapping, Optional, Tuple, Union
 
 import numpy as np
-import tensorflow as tf
+
+from keras_biasinit._optional import is_tf_composite
+from keras_biasinit._optional import is_tf_dataset
+from keras_biasinit._optional import is_tf_tensor
 
 Key = Union[str, int, None, Tuple[Union[str, int], ...]]
 Batch = Tuple[np.ndarray, Optional[np.ndarray]]
@@ -221,11 +224,11 @@ def _check_not_one_hot(y: np.ndarray) -> None:
 
 def _is_array(value: Any) -> bool:
     """An array read whole: NumPy, an eager tensor, or anything with `__array__`."""
-    if isinstance(value, (np.ndarray, np.generic, tf.Tensor)):
+    if isinstance(value, (np.ndarray, np.generic)) or is_tf_tensor(value):
         return True
-    return hasattr(value, "__array__") and not isinstance(
-        value, (tuple, list, collections.abc.Mapping, tf.data.Dataset)
-    )
+    return (hasattr(value, "__array__")
+            and not isinstance(value, (tuple, list, collections.abc.Mapping))
+            and not is_tf_dataset(value))
 
 
 def _is_element(value: Any) -> bool:
@@ -246,7 +249,7 @@ def _is_nested_numbers(value: Any) -> bool:
 
 
 def _reject_composite(value: Any) -> None:
-    if isinstance(value, (tf.RaggedTensor, tf.SparseTensor)):
+    if is_tf_composite(value):
         raise TypeError(
             "Ragged and sparse targets are not supported; convert them to dense "
             "tensors first (e.g. `.to_tensor()`)."

@@ -19,8 +19,9 @@ import itertools
 from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
-import tensorflow as tf
 
+from keras_biasinit._optional import is_tf_dataset
+from keras_biasinit._optional import tensorflow as tf
 from keras_biasinit.data.datasets import PASS_BATCH_SIZE
 from keras_biasinit.data.datasets import check_batched
 from keras_biasinit.data.datasets import check_cardinality
@@ -189,7 +190,7 @@ def read_outputs(
     verbose = resolve_verbose(verbose, streamed=not isinstance(data, tuple))
     outputs = list(outputs)
     n = len(outputs) if num_outputs is None else int(num_outputs)
-    if isinstance(data, tf.data.Dataset):
+    if is_tf_dataset(data):
         return _dataset(data, outputs, n, steps, batched, verbose)
     if isinstance(data, tuple):
         parts = _select(data, outputs, n)

@@ -8,8 +8,8 @@ from typing import Any, Iterator, Optional, Union
 
 import keras
 import numpy as np
-import tensorflow as tf
 
+from keras_biasinit._optional import is_tf_dataset
 from keras_biasinit.data.datasets import PASS_BATCH_BYTES
 from keras_biasinit.data.datasets import PASS_BATCH_SIZE
 from keras_biasinit.data.datasets import pass_dataset
@@ -172,7 +172,7 @@ def read_batches(
         raise ValueError(f'`role` must be "target" or "features". Received: {role!r}')
     _check_steps(steps)
     options = {"fold_rows": role == "target", "ids": class_ids}
-    if isinstance(data, tf.data.Dataset):
+    if is_tf_dataset(data):
         verbose = resolve_verbose(verbose, streamed=True)
         make_iterator, total, unit = pass_dataset(
             data, target, role, steps, batched, verbose, merge_batches)
