@@ -29,6 +29,7 @@ from keras_biasinit.data.datasets import check_specs
 from keras_biasinit.data.elements import Batch
 from keras_biasinit.data.elements import _first_rows
 from keras_biasinit.data.elements import _to_batch
+from keras_biasinit.data.torch_inputs import loader_elements
 from keras_biasinit.data.reading import Batches
 from keras_biasinit.data.reading import _check_steps
 from keras_biasinit.data.reading import iterable_length
@@ -209,6 +210,7 @@ def read_outputs(
             "(x, y[, sample_weight]) batches, a tuple (x, y[, sample_weight]) of "
             "arrays, or an iterable of such tuples."
         )
+    data = loader_elements(data)  # a torch DataLoader's [x, y] lists
     length = iterable_length(data, steps)
 
     def many():

@@ -22,6 +22,7 @@ from keras_biasinit.data.elements import _is_nested_numbers
 from keras_biasinit.data.elements import _pick
 from keras_biasinit.data.elements import _reject_composite
 from keras_biasinit.data.elements import _to_batch
+from keras_biasinit.data.torch_inputs import loader_elements
 from keras_biasinit.data.progress import PassProgress
 from keras_biasinit.data.progress import resolve_verbose
 
@@ -195,7 +196,7 @@ def read_batches(
         return Batches(make_iterator, reiterable=True, total=examples,
                        unit="example", verbose=resolve_verbose(verbose, False),
                        **options)
-    return _iterable_batches(data, target, role, steps,
+    return _iterable_batches(loader_elements(data), target, role, steps,
                              resolve_verbose(verbose, True), options)
 
 
