@@ -47,7 +47,8 @@ def _weighted_median(y, w):
 def test_a_data_loader_of_x_y_w_is_weighted_and_read_again_for_exact_passes():
     loader = _loader(X, Y, W)
     mean = kbi.MeanBias.from_dataset(loader, verbose=0)
-    np.testing.assert_allclose(mean.bias, [np.average(Y.astype(np.float64), weights=W)], rtol=1e-12)
+    reference = np.average(Y.astype(np.float64), weights=W)
+    np.testing.assert_allclose(mean.bias, [reference], rtol=1e-12)
     # A budget this small takes several passes over the loader.
     median = kbi.MedianBias.from_dataset(loader, memory_budget=32 * 2**10,
                                          verbose=0)
