@@ -36,6 +36,8 @@ MODULES_WITH_EXAMPLES = [
     "keras_biasinit.initializers.constant_bias",
     "keras_biasinit.initializers.focal_bias",
     "keras_biasinit.initializers.link_bias",
+    "keras_biasinit._optional",
+    "keras_biasinit.data.torch_inputs",
 ]
 
 

@@ -13,8 +13,8 @@ import itertools
 from typing import Any, Optional
 
 import numpy as np
-import tensorflow as tf
 
+from keras_biasinit._optional import tensorflow as tf
 from keras_biasinit.data.batched import is_batched_dataset
 from keras_biasinit.data.elements import _check_not_nested
 from keras_biasinit.data.elements import _pick

@@ -19,8 +19,9 @@ import itertools
 from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
-import tensorflow as tf
 
+from keras_biasinit._optional import is_tf_dataset
+from keras_biasinit._optional import tensorflow as tf
 from keras_biasinit.data.columnar import columnar_kind
 from keras_biasinit.data.columnar_outputs import columnar_outputs_reader
 from keras_biasinit.data.datasets import PASS_BATCH_SIZE
@@ -30,6 +31,7 @@ from keras_biasinit.data.datasets import check_specs
 from keras_biasinit.data.elements import Batch
 from keras_biasinit.data.elements import _first_rows
 from keras_biasinit.data.elements import _to_batch
+from keras_biasinit.data.torch_inputs import loader_elements
 from keras_biasinit.data.reading import Batches
 from keras_biasinit.data.reading import _check_steps
 from keras_biasinit.data.reading import iterable_length
@@ -214,7 +216,7 @@ def read_outputs(
     verbose = resolve_verbose(verbose, streamed=not isinstance(data, tuple))
     outputs = list(outputs)
     n = len(outputs) if num_outputs is None else int(num_outputs)
-    if isinstance(data, tf.data.Dataset):
+    if is_tf_dataset(data):
         return _dataset(data, outputs, n, steps, batched, verbose)
     if isinstance(data, tuple):
         parts = _select(data, outputs, n)
@@ -233,6 +235,7 @@ def read_outputs(
             "(x, y[, sample_weight]) batches, a tuple (x, y[, sample_weight]) of "
             "arrays, or an iterable of such tuples."
         )
+    data = loader_elements(data)  # a torch DataLoader's [x, y] lists
     length = iterable_length(data, steps)
 
     def many():

@@ -8,8 +8,8 @@ from typing import Any, Iterator, Optional, Sequence, Union
 
 import keras
 import numpy as np
-import tensorflow as tf
 
+from keras_biasinit._optional import is_tf_dataset
 from keras_biasinit.data.columnar import columnar_kind
 from keras_biasinit.data.columnar import columnar_reader
 from keras_biasinit.data.datasets import PASS_BATCH_BYTES
@@ -25,6 +25,7 @@ from keras_biasinit.data.elements import _is_nested_numbers
 from keras_biasinit.data.elements import _pick
 from keras_biasinit.data.elements import _reject_composite
 from keras_biasinit.data.elements import _to_batch
+from keras_biasinit.data.torch_inputs import loader_elements
 from keras_biasinit.data.progress import PassProgress
 from keras_biasinit.data.progress import resolve_verbose
 
@@ -192,7 +193,7 @@ def read_batches(
                        verbose=resolve_verbose(verbose, kind == "dataset"),
                        **options)
     columns = {"target": target, "sample_weight": sample_weight, "classes": classes}
-    if isinstance(data, tf.data.Dataset):
+    if is_tf_dataset(data):
         verbose = resolve_verbose(verbose, streamed=True)
         make_iterator, total, unit = pass_dataset(
             data, _with_weight_key(role=role, **columns), role, steps, batched,
@@ -216,7 +217,7 @@ def read_batches(
         return Batches(make_iterator, reiterable=True, total=examples,
                        unit="example", verbose=resolve_verbose(verbose, False),
                        **options)
-    return _iterable_batches(data, columns, role, steps,
+    return _iterable_batches(loader_elements(data), columns, role, steps,
                              resolve_verbose(verbose, True), options)
 
 

@@ -7,8 +7,8 @@ from typing import Any, Optional, Sequence, Union
 
 import keras
 import numpy as np
-import tensorflow as tf
 
+from keras_biasinit._optional import tensorflow as tf  # annotations only
 from keras_biasinit.initializers._base import BiasInitializer
 from keras_biasinit.initializers._base import as_vector
 from keras_biasinit.initializers._base import check_expected_loss

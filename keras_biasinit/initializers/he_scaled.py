@@ -6,8 +6,8 @@ import math
 from typing import Any, Optional, Union
 
 import keras
-import tensorflow as tf
 
+from keras_biasinit._optional import tensorflow as tf  # annotations only
 from keras_biasinit.initializers._from_data import Key
 from keras_biasinit.initializers._from_data import Recipe
 from keras_biasinit.initializers._from_data import from_data

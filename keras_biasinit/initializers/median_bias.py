@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any, Optional, Union
 
 import keras
-import tensorflow as tf
 
+from keras_biasinit._optional import tensorflow as tf  # annotations only
 from keras_biasinit.initializers._base import BiasInitializer
 from keras_biasinit.initializers._base import Numbers
 from keras_biasinit.initializers._base import as_vector
