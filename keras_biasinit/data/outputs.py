@@ -37,7 +37,6 @@ from keras_biasinit.data.reading import _check_steps
 from keras_biasinit.data.reading import iterable_length
 from keras_biasinit.data.progress import print_msg
 from keras_biasinit.data.progress import resolve_verbose
-from keras_biasinit.data.prune import project
 
 __all__ = ["OneOutput", "OutputBatches", "read_outputs"]
 
@@ -144,6 +143,8 @@ def _dataset(data: tf.data.Dataset, outputs, n, steps, batched, verbose):
 
     ds = data.take(steps) if steps is not None else data
     total = int(ds.cardinality())
+    from keras_biasinit.data.prune import project  # TensorFlow-only module
+
     ds, note = project(ds, select)  # the features are skipped where provable
     if verbose:
         print_msg(f"Label pass: {note}")
