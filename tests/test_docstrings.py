@@ -33,6 +33,10 @@ MODULES_WITH_EXAMPLES = [
     "keras_biasinit.initializers.constant_bias",
     "keras_biasinit.initializers.focal_bias",
     "keras_biasinit.initializers.link_bias",
+    "keras_biasinit.initializers.rescaled",
+    "keras_biasinit.network._solve",
+    "keras_biasinit.network.kernel_scales",
+    "keras_biasinit.network.adapt_model",
 ]
 
 
