@@ -77,6 +77,10 @@ def test_gains_are_in_the_initializers_and_survive_clone_and_reload(
             assert init.gain == pytest.approx(gain, rel=1e-12)
             assert keras.initializers.serialize(init.initializer)["class_name"] == \
                 _original_initializer_class(originals[name])
+            if isinstance(layer, L.MultiHeadAttention):  # its four projections
+                for sub in (layer._query_dense, layer._key_dense,
+                            layer._value_dense, layer._output_dense):
+                    assert sub.kernel_initializer.gain == pytest.approx(gain)
 
 
 def _original_initializer_class(config):
@@ -221,6 +225,32 @@ def test_data_forms_and_steps_give_the_same_gains():
         assert gains[name] == pytest.approx(reference[name], rel=1e-4)
 
 
+class _Batches(keras.utils.PyDataset):
+    def __init__(self, x, y):
+        super().__init__()
+        self.x, self.y = x, y
+
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        rows = slice(40 * i, 40 * (i + 1))
+        return self.x[rows], self.y[rows]
+
+
+def test_py_dataset_and_list_of_batches_give_the_array_gains():
+    model, twin, x, y = _weights_equal_model(resnet)
+    third = keras.models.clone_model(model)
+    third.set_weights(model.get_weights())
+    reference = kbi.adapt_kernel_scales(model, x[:160], verbose=0)
+    from_py = kbi.adapt_kernel_scales(twin, _Batches(x, y), verbose=0)
+    batches = [(x[i:i + 40], y[i:i + 40]) for i in range(0, 160, 40)]
+    from_list = kbi.adapt_kernel_scales(third, batches, verbose=0)
+    for name in reference:
+        assert from_py[name] == pytest.approx(reference[name], rel=1e-4)
+        assert from_list[name] == pytest.approx(reference[name], rel=1e-4)
+
+
 def test_under_a_strategy_scope_the_gains_match(two_cpu_strategy):
     rng = np.random.default_rng(7)
     x = (rng.normal(size=(64, 5)) * 40).astype("float32")
@@ -232,3 +262,24 @@ def test_under_a_strategy_scope_the_gains_match(two_cpu_strategy):
     assert np.mean(h ** 2) == pytest.approx(1.0, rel=1e-4)
     assert isinstance(model.layers[0].kernel_initializer, kbi.Rescaled)
     assert set(gains) == {layer.name for layer in model.layers}
+
+
+def test_plus_operator_is_a_sum_and_a_nested_model_is_reported():
+    rng = np.random.default_rng(8)
+    x = (rng.normal(size=(128, 8)) * 30).astype("float32")
+    inner_in = keras.Input((8,))
+    inner = keras.Model(inner_in, L.Dense(8, activation="relu")(inner_in),
+                        name="inner")
+    inputs = keras.Input((8,))
+    h = L.Dense(8, activation="relu")(inputs)
+    summed = h + L.Dense(8, name="branch_end")(L.Dense(8, activation="relu")(h))
+    model = keras.Model(inputs, L.Dense(1)(inner(summed)))
+    kernel = _np(inner.layers[1].kernel)
+    scales = kbi.adapt_kernel_scales(model, x, verbose=0)
+    roles = {r.name: (r.role, r.measured_at) for r in scales.layers}
+    assert roles["branch_end"][0] == "scale" and roles["branch_end"][1] != \
+        "branch_end"
+    total = keras.Model(inputs, summed).predict(x, verbose=0)
+    assert 0.8 <= np.mean(_np(total) ** 2) <= 1.25
+    assert roles["inner"][0] == "nested"
+    np.testing.assert_array_equal(_np(inner.layers[1].kernel), kernel)

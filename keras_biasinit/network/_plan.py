@@ -7,8 +7,8 @@ pass-through ops only: only ever scaled down), `"normalised"` (a kernel layer
 whose every use is normalised right after, through pass-through ops: left
 alone), `"sum"` (a residual sum, not normalised right after, with at least one branch
 that ends in a scaled layer through pass-through ops and is used nowhere
-else) and `"run"`
-(everything else, and a layer's second and later calls).
+else), `"nested"` (a model used as a layer: run whole, left alone) and
+`"run"` (everything else, and a layer's second and later calls).
 """
 
 from __future__ import annotations
@@ -137,6 +137,10 @@ def make_plan(model: keras.Model) -> Plan:
     outputs, seen, steps = graph.output_nodes(), set(), {}
     for node in graph.nodes:
         step = steps[id(node)] = Step(node)
+        if isinstance(node.operation, keras.Model):
+            step.role = "nested"
+            step.note = "a nested model: its layers are not walked (left alone)"
+            continue
         kernels = kernels_of(node.operation)
         if kernels is None or id(node.operation) in seen:
             continue

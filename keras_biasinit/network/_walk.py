@@ -66,7 +66,7 @@ class Walk:
         handlers = {"scale": self._scale, "output": self._output, "sum": self._sum}
         for step in self.plan.steps:
             inputs = self._inputs(step.node)
-            if step.role == "normalised":
+            if step.role in ("normalised", "nested"):
                 self.records[step.name] = LayerScale(
                     step.name, step.role, note=step.note)
             outputs = handlers.get(step.role, self._call)(step, inputs)

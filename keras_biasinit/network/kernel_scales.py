@@ -25,7 +25,8 @@ class KernelScales(dict):
     Attributes:
         layers: a `LayerScale` per kernel layer and residual sum, in the order
             walked: `name`, `role` (`"scale"`, `"output"`, `"normalised"`,
-            `"sum"`), `gain`, the second moments `before` and `after` at
+            `"sum"`, or `"nested"`: a model used as a layer, left alone),
+            `gain`, the second moments `before` and `after` at
             `measured_at`, and a `note`. `str()` prints them as a table.
         target: the target second moment.
     """
@@ -40,7 +41,7 @@ class KernelScales(dict):
         lines = [f"{'layer':<28}{'role':<12}{'gain':>10}{'before':>11}"
                  f"{'after':>11}  measured at / note"]
         for r in self.layers:
-            where = r.note if r.role == "normalised" else (
+            where = r.note if r.role in ("normalised", "nested") else (
                 r.measured_at + (f"; {r.note}" if r.note else ""))
             lines.append(f"{r.name[:27]:<28}{r.role:<12}{r.gain:>10.4g}"
                          f"{r.before:>11.4g}{r.after:>11.4g}  {where}")
