@@ -13,6 +13,7 @@ import pytest
 
 import keras_biasinit as kbi
 from tests._multi_worker import adapt_heads
+from tests._multi_worker import adapt_scales
 from tests._multi_worker import compute
 from tests._multi_worker import shard_data
 
@@ -127,6 +128,15 @@ def test_adapt_output_bias_sets_the_union_biases_on_every_worker(
     chief = adapt_heads(None, shard_data(0))
     assert chief["reg"]["config"]["median"] != workers[1]["adapt"]["reg"][
         "config"]["median"]
+
+
+def test_kernel_scales_are_the_union_gains_on_every_worker(workers, union):
+    expected = adapt_scales(None, union[1])  # one process, the union's rows
+    for worker in workers:
+        np.testing.assert_allclose(worker["scales"], expected, rtol=1e-5)
+    assert workers[0]["scales"] == workers[1]["scales"]  # bit-identical on both
+    chief = adapt_scales(None, shard_data(0))
+    assert not np.allclose(chief, expected, rtol=1e-3)
 
 
 def test_the_union_is_not_either_shard(workers, union):
