@@ -17,6 +17,7 @@ from typing import Any, List, Optional
 
 import keras
 import numpy as np
+from keras import ops
 
 from keras_biasinit.initializers.rescaled import Rescaled
 
@@ -141,3 +142,26 @@ def set_initializers(kernels: Kernels, gain: float) -> None:
     """Each owner's initializer becomes `Rescaled(original, gain)`."""
     for owner, attribute in kernels.owners:
         setattr(owner, attribute, Rescaled(getattr(owner, attribute), gain))
+
+
+class kernel_part:
+    """Within: the layer computes `W x` only (linear activation, zero bias)."""
+
+    def __init__(self, layer) -> None:
+        self.layer = layer
+        self.bias = getattr(layer, "bias", None)
+
+    def __enter__(self):
+        self.activation = getattr(self.layer, "activation", None)
+        if hasattr(self.layer, "activation"):
+            self.layer.activation = keras.activations.linear
+        if self.bias is not None:
+            self.saved = ops.convert_to_numpy(self.bias)
+            self.bias.assign(np.zeros_like(self.saved))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if hasattr(self.layer, "activation"):
+            self.layer.activation = self.activation
+        if self.bias is not None:
+            self.bias.assign(self.saved)

@@ -20,6 +20,7 @@ from keras import ops
 
 from keras_biasinit.network import _solve
 from keras_biasinit.network._layers import is_homogeneous
+from keras_biasinit.network._layers import kernel_part
 from keras_biasinit.network._layers import scale_variables
 from keras_biasinit.network._plan import Plan
 from keras_biasinit.network._plan import Step
@@ -167,7 +168,7 @@ class Walk:
                 not isinstance(step.op, keras.layers.Embedding):
             record.note = "left alone (no kernel part to measure)"
             return self._call(step, inputs)
-        with _kernel_part(step.op):
+        with kernel_part(step.op):
             parts = self._call(step, inputs)
         record.before = record.after = self.moment([p[0] for p in parts], step.name)
         if record.before > self.output_target:
@@ -226,26 +227,3 @@ def _sum_note(branches, shortcut: float, target: float) -> str:
         return "no branch scales linearly with its gain: left as it is"
     return (f"shortcut alone at {shortcut:.3g} (target {target:g}): the branch "
             f"starts small, at {MIN_BRANCH:.0%} of the target")
-
-
-class _kernel_part:
-    """Within: the layer computes `W x` only (linear activation, zero bias)."""
-
-    def __init__(self, layer) -> None:
-        self.layer = layer
-        self.bias = getattr(layer, "bias", None)
-
-    def __enter__(self):
-        self.activation = getattr(self.layer, "activation", None)
-        if hasattr(self.layer, "activation"):
-            self.layer.activation = keras.activations.linear
-        if self.bias is not None:
-            self.saved = ops.convert_to_numpy(self.bias)
-            self.bias.assign(np.zeros_like(self.saved))
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if hasattr(self.layer, "activation"):
-            self.layer.activation = self.activation
-        if self.bias is not None:
-            self.bias.assign(self.saved)

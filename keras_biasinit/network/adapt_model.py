@@ -60,7 +60,8 @@ def adapt_model(
     Args:
         model: a compiled functional or `Sequential` model with one input.
         data: `(x, y[, w])` in any form `adapt_output_bias` reads; both steps
-            read the same batches.
+            read it (the same batches), so it must be re-iterable (not a
+            generator).
         steps: read at most this many batches. Defaults to None (all).
         target: see `adapt_kernel_scales`. Defaults to 1.0.
         output_target: see `adapt_kernel_scales`. Defaults to 0.01.
