@@ -283,3 +283,22 @@ def test_plus_operator_is_a_sum_and_a_nested_model_is_reported():
     assert 0.8 <= np.mean(_np(total) ** 2) <= 1.25
     assert roles["inner"][0] == "nested"
     np.testing.assert_array_equal(_np(inner.layers[1].kernel), kernel)
+
+
+def test_a_zero_output_kernel_is_left_alone_and_a_zero_hidden_one_refused():
+    rng = np.random.default_rng(9)
+    x = (rng.normal(size=(64, 4)) * 20).astype("float32")
+    y = (x[:, :1] > 0).astype("float32")
+    model = keras.Sequential([
+        keras.Input((4,)), L.Dense(8, activation="relu", name="hidden"),
+        L.Dense(1, activation="sigmoid", kernel_initializer="zeros", name="out")])
+    model.compile(loss="binary_crossentropy")
+    scales, _ = kbi.adapt_model(model, (x, y), verbose=0)
+    record = next(r for r in scales.layers if r.name == "out")
+    assert record.gain == 1.0 and "zero kernel" in record.note
+    assert not np.any(_np(model.get_layer("out").kernel))
+    assert kbi.verify_loss_at_init(model, (x, y)).ok
+    dead = keras.Sequential([keras.Input((4,)), L.Dense(
+        8, kernel_initializer="zeros", name="dead"), L.Dense(1)])
+    with pytest.raises(ValueError, match="'dead' outputs only zeros"):
+        kbi.adapt_kernel_scales(dead, x, verbose=0)

@@ -98,9 +98,9 @@ class Walk:
             results.append(keras.tree.flatten(op(*args, **kwargs)))
         return results
 
-    def moment(self, values: List[Any], name: str) -> float:
+    def moment(self, values: List[Any], name: str, allow_zero=False) -> float:
         """`E[v^2]` over the batches (and workers), checked: ValueError naming
-        the layer where it is not finite or zero."""
+        the layer where it is not finite (or zero, unless `allow_zero`)."""
         state = SecondMoment()
         try:
             for value, weights in zip(values, self.weights):
@@ -119,10 +119,11 @@ class Walk:
             raise ValueError(
                 f"The second moment of layer '{name}' overflows float64 on the "
                 "data. Check the data's scale. Nothing was changed.")
-        if value == 0:
+        if value == 0 and not allow_zero:
             raise ValueError(
                 f"Layer '{name}' outputs only zeros on the data (e.g. inputs "
-                "that are all 0, or ReLUs that are all off), so no gain can "
+                "that are all 0, a zero kernel, or ReLUs that are all off), so "
+                "no gain can "
                 "bring it to the target. Check the data and the layers before "
                 "it. Nothing was changed.")
         return value
@@ -170,8 +171,11 @@ class Walk:
             return self._call(step, inputs)
         with kernel_part(step.op):
             parts = self._call(step, inputs)
-        record.before = record.after = self.moment([p[0] for p in parts], step.name)
-        if record.before > self.output_target:
+        record.before = record.after = self.moment(
+            [p[0] for p in parts], step.name, allow_zero=True)
+        if record.before == 0:
+            record.note = "a zero kernel: left alone"
+        elif record.before > self.output_target:
             record.gain = math.sqrt(self.output_target / record.before)
             scale_variables(step.kernels, record.gain)
             record.after = self.output_target
