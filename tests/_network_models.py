@@ -12,7 +12,7 @@ L = keras.layers
 
 def mlp(rng):
     scale = np.array([1, 10, 100, 1000, 1, 1, 5, 50, 0.1, 3])
-    x = (rng.normal(size=(400, 10)) * scale + 20).astype("float32")
+    x = (rng.normal(size=(2000, 10)) * scale + 20).astype("float32")
     y = (x[:, 3:4] > 20).astype("float32")
     inputs = keras.Input((10,))
     h = inputs
@@ -36,7 +36,7 @@ def cnn(rng):
 
 
 def resnet(rng):
-    x = (rng.normal(size=(400, 8)) * 30 + 5).astype("float32")
+    x = (rng.normal(size=(2000, 8)) * 30 + 5).astype("float32")
     y = (x.sum(1, keepdims=True) + 100).astype("float32")
     inputs = keras.Input((8,))
     h = L.Dense(16, activation="relu")(inputs)
