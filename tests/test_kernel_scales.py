@@ -214,7 +214,7 @@ def _weights_equal_model(build):
 
 
 def test_data_forms_and_steps_give_the_same_gains():
-    import tensorflow as tf
+    tf = pytest.importorskip("tensorflow")
 
     model, twin, x, y = _weights_equal_model(mlp)
     reference = kbi.adapt_kernel_scales(model, (x[:320], y[:320]), verbose=0)
