@@ -38,6 +38,10 @@ MODULES_WITH_EXAMPLES = [
     "keras_biasinit.initializers.link_bias",
     "keras_biasinit._optional",
     "keras_biasinit.data.torch_inputs",
+    "keras_biasinit.initializers.rescaled",
+    "keras_biasinit.network._solve",
+    "keras_biasinit.network.kernel_scales",
+    "keras_biasinit.network.adapt_model",
 ]
 
 

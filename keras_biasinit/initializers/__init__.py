@@ -10,6 +10,7 @@ from keras_biasinit.initializers.link_bias import LinkBias
 from keras_biasinit.initializers.mean_bias import MeanBias
 from keras_biasinit.initializers.median_bias import MedianBias
 from keras_biasinit.initializers.quantile_bias import QuantileBias
+from keras_biasinit.initializers.rescaled import Rescaled
 from keras_biasinit.initializers.sparse import Sparse
 
 __all__ = [
@@ -23,5 +24,6 @@ __all__ = [
     "MeanBias",
     "MedianBias",
     "QuantileBias",
+    "Rescaled",
     "Sparse",
 ]
