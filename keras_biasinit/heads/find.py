@@ -1,0 +1,263 @@
+"""Finding a model's output heads: the bias to set, the activation, the loss.
+
+The rule: an output's head is the layer whose output reaches the model
+output through only output-preserving layers (activations, shape-only layers
+and `Rescaling`; `keras_biasinit.heads.preserving`), and only the trailing
+run of such layers counts. It is found by walking back from the output: in
+the graph of a functional, `Sequential` or nested model
+(`keras_biasinit.heads.graph`), or, for a subclassed model, in one traced
+call of `call()` (`keras_biasinit.heads.trace`). Where the walk cannot see
+(a `Lambda`, an operation in `call()`), it is a ValueError that names
+`layer=` and `activation=`; with `layer=`, what lies between the layer and
+the output and cannot be seen is taken on the caller's word to pass the
+layer's units through, with `activation=` applied.
+
+Each head is paired with its output's loss (`loss=`, else the compiled one)
+and looked up in the table (`keras_biasinit.best_constant`), all before any
+data is read (a subclassed model is traced on a few rows) and before any
+bias changes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, List, Optional, Tuple
+
+import keras
+import numpy as np
+
+from keras_biasinit.best_constant import LossSpec
+from keras_biasinit.best_constant import Rule
+from keras_biasinit.best_constant import identify_loss
+from keras_biasinit.best_constant import rule_for
+from keras_biasinit.heads.arguments import activation_arg
+from keras_biasinit.heads.arguments import layer_arg
+from keras_biasinit.heads.arguments import per_output
+from keras_biasinit.heads.graph import graph_outputs
+from keras_biasinit.heads.graph import walk_graph
+from keras_biasinit.heads.graph import walk_layers
+from keras_biasinit.heads.path import Path
+from keras_biasinit.heads.path import Unproven
+from keras_biasinit.heads.preserving import AFFINE
+from keras_biasinit.heads.preserving import kind_of
+from keras_biasinit.heads.trace import trace
+from keras_biasinit.heads.trace import walk_trace
+from keras_biasinit.heads.units import UnitMap
+from keras_biasinit.heads.units import follow
+
+__all__ = ["Head", "find_heads"]
+
+_NAME_IT = (
+    "Pass `layer=` (the layer whose bias to set, by name or as the layer; a dict "
+    "by output name for several outputs) and, if an operation outside any layer "
+    "follows it, `activation=` (e.g. 'softmax')."
+)
+
+
+@dataclasses.dataclass
+class Head:
+    """One output: where its bias is, how the loss sees it, its table row."""
+
+    name: str
+    index: int
+    layer: Any
+    activation: str
+    spec: LossSpec
+    rule: Rule
+    units: int
+    num_outputs: int = 1
+    unit_map: Optional[UnitMap] = None
+
+    def bias_values(self, constants: Any) -> Optional[np.ndarray]:
+        """The bias that puts the loss's best `constants` at every loss
+        unit; None when the bias is the constants as they are."""
+        if self.unit_map is None or self.unit_map.trivial:
+            return None
+        return self.unit_map.bias(constants, self.layer.name)
+
+
+def _bias_shape(layer: Any, output: str) -> Tuple[int, ...]:
+    what = f"Output '{output}': its head, layer '{layer.name}' ({type(layer).__name__}),"
+    if getattr(layer, "use_bias", True) is False:
+        raise ValueError(
+            f"{what} has no bias (`use_bias=False`): there is nothing to set. Build "
+            "it with `use_bias=True`, or pass `layer=` naming a layer with a bias."
+        )
+    if hasattr(layer, "bias_axes") and not layer.bias_axes:
+        raise ValueError(
+            f"{what} has no bias (`bias_axes=None`): there is nothing to set. Give "
+            "it `bias_axes=` (e.g. the output axis letter), or pass `layer=`."
+        )
+    if not hasattr(layer, "bias_initializer"):
+        raise ValueError(f"{what} has no bias to set. {_NAME_IT}")
+    bias = getattr(layer, "bias", None)
+    if bias is not None:
+        return tuple(int(d) for d in bias.shape)
+    for attr in ("units", "filters"):
+        if isinstance(getattr(layer, attr, None), int):
+            return (getattr(layer, attr),)
+    raise ValueError(
+        f"{what} is not built yet and its number of units is unknown: build the "
+        "model first (e.g. `model.build(input_shape)`)."
+    )
+
+
+def _unit_map(path: Path, bias_shape, activation: Optional[str], output: str):
+    shape = path.head_shape
+    if shape is None:
+        moving = [a for a in path.after
+                  if kind_of(a) == AFFINE or type(a).__name__ in (
+                      "Reshape", "Flatten", "Permute")]
+        if moving:
+            raise ValueError(
+                f"Output '{output}': layer '{moving[0].name}' moves or rescales the "
+                "head's units, and the model is not built: build it first."
+            )
+        shape = bias_shape
+    return follow(path.head, bias_shape, shape, path.after, activation)
+
+
+def _walk(walk: Callable, target: Any, where: str) -> Path:
+    """The path from one output; `target` (from `layer=`) is taken on the
+    caller's word where the walk cannot see."""
+    try:
+        path = walk(target)
+    except Unproven as stop:
+        if target is None:
+            raise ValueError(f"{where}: the head cannot be found: {stop.reason}. "
+                             f"{_NAME_IT}") from None
+        return Path(target, None, [], proven=False)
+    if target is not None and path.head is not target:
+        raise ValueError(
+            f"{where}: layer '{target.name}' is not its head: the output comes from "
+            f"layer '{path.head.name}' ({type(path.head).__name__}) through "
+            "output-preserving layers only. Pass that layer, or none."
+        )
+    return path
+
+
+def _compiled_loss(model: keras.Model, loss: Any) -> Any:
+    if loss is not None:
+        return loss
+    if not getattr(model, "compiled", False) or model.loss is None:
+        raise ValueError(
+            "The model has no loss: compile it (`model.compile(loss=...)`) or "
+            "pass `loss=`."
+        )
+    return model.loss
+
+
+def _loss_per_output(loss: Any, names: List[str]) -> List[Any]:
+    if isinstance(loss, dict):
+        return per_output(loss, names, "loss")
+    if isinstance(loss, (list, tuple)):
+        if len(loss) != len(names):
+            raise ValueError(
+                f"The loss list has {len(loss)} items but the model has "
+                f"{len(names)} outputs {names}: give one loss per output."
+            )
+        return list(loss)
+    return [loss] * len(names)
+
+
+def _walkers(model: keras.Model, sample: Optional[Callable]):
+    """`(name or None, walk(target, activation_fn))` per output, and whether
+    the model has a graph (else its `call()` was traced)."""
+    outputs = graph_outputs(model)
+    if outputs is not None:
+        return [(name, lambda target, _, t=tensor: walk_graph(t, target))
+                for name, tensor in outputs], True
+    if isinstance(model, keras.Sequential):  # not built: its list of layers
+        return [(model.layers[-1].name if model.layers else None,
+                 lambda target, _: walk_layers(model.layers, target))], True
+    if sample is None:
+        def unseen(target, _):
+            raise Unproven("the model is subclassed, and no data was given to "
+                           "trace `call()` with")
+        return [(None, unseen)], False
+    recorded = trace(model, sample())
+    return [(name, lambda target, fn, t=tensor: walk_trace(recorded, t, target, fn))
+            for name, tensor in recorded.named_outputs()], False
+
+
+def _one_output(target: Any, walkers, names) -> List[Any]:
+    """A single `layer=` on a model with several outputs: it names the head
+    of the one output it feeds."""
+    hits = []
+    for i, (_, walk) in enumerate(walkers):
+        try:
+            hits += [i] if walk(None, None).head is target else []
+        except Unproven:
+            pass
+    if len(hits) != 1:
+        raise ValueError(
+            f"The model has several outputs {names}, and layer '{target.name}' is "
+            "not the head of exactly one of them: pass `layer=` as a dict by "
+            "output name."
+        )
+    return [target if i == hits[0] else None for i in range(len(walkers))]
+
+
+def _paths(model, layer, activation, walkers, graph) -> List[Tuple[Path, Any]]:
+    names = [name for name, _ in walkers]
+    targets = [layer_arg(model, t) for t in per_output(layer, names, "layer")]
+    if layer is not None and not isinstance(layer, dict) and len(walkers) > 1:
+        targets = _one_output(targets[0], walkers, names)
+    acts = [activation_arg(a) for a in per_output(activation, names, "activation")]
+    paths = []
+    for (name, walk), target, (act, fn) in zip(walkers, targets, acts):
+        where = f"Output '{name}'" if name else "The model's output"
+        path = _walk(lambda t, w=walk, f=fn: w(t, f), target, where)
+        if graph and path.proven and act not in (None, "linear"):
+            raise ValueError(
+                f"{where}: `activation='{act}'` is for an operation outside any "
+                f"layer after the head, but the model's graph shows every layer "
+                f"from layer '{path.head.name}' to the output. Leave it out."
+            )
+        paths.append((path, act))
+    return paths
+
+
+def find_heads(model: keras.Model, loss: Optional[Any] = None, *,
+               layer: Any = None, activation: Any = None,
+               sample: Optional[Callable[[], Any]] = None) -> List[Head]:
+    """Every output that has a loss, as a `Head`; ValueError on any problem.
+
+    Example:
+
+    >>> model = keras.Sequential([
+    ...     keras.Input((3,)), keras.layers.Dense(6, name="logits"),
+    ...     keras.layers.Reshape((2, 3)), keras.layers.Softmax()])
+    >>> model.compile(loss="sparse_categorical_crossentropy")
+    >>> head, = find_heads(model)
+    >>> head.layer.name, head.activation, head.units
+    ('logits', 'softmax', 3)
+
+    Args:
+        model: a Keras model.
+        loss: the loss, in any form `compile` takes. Defaults to None: the
+            compiled loss.
+        layer: the head (a layer or its name), or a dict of them by output
+            name. Defaults to None: found by the rule.
+        activation: what `call()` applies after the head outside any layer,
+            or a dict by output name. Defaults to None.
+        sample: a function returning a few rows of the model's inputs, to
+            trace a subclassed model's `call()` with. Defaults to None.
+    """
+    loss = _compiled_loss(model, loss)
+    walkers, graph = _walkers(model, sample)
+    paths = _paths(model, layer, activation, walkers, graph)
+    names = [name or path.head.name for (name, _), (path, _) in zip(walkers, paths)]
+    heads = []
+    for index, (name, (path, act), output_loss) in enumerate(
+            zip(names, paths, _loss_per_output(loss, names))):
+        if output_loss is None:
+            continue
+        unit_map = _unit_map(path, _bias_shape(path.head, name), act, name)
+        spec = identify_loss(output_loss, unit_map.activation)
+        rule = rule_for(spec, unit_map.activation, name)
+        heads.append(Head(name, index, path.head, unit_map.activation, spec, rule,
+                          unit_map.units, len(names), unit_map))
+    if not heads:
+        raise ValueError("No output of the model has a loss: there is nothing to set.")
+    return heads
