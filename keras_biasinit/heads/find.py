@@ -63,7 +63,7 @@ class Head:
     layer: Any
     activation: str
     spec: LossSpec
-    rule: Rule
+    rule: Optional[Rule]
     units: int
     num_outputs: int = 1
     unit_map: Optional[UnitMap] = None
@@ -220,7 +220,8 @@ def _paths(model, layer, activation, walkers, graph) -> List[Tuple[Path, Any]]:
 
 def find_heads(model: keras.Model, loss: Optional[Any] = None, *,
                layer: Any = None, activation: Any = None,
-               sample: Optional[Callable[[], Any]] = None) -> List[Head]:
+               sample: Optional[Callable[[], Any]] = None,
+               require_rule: bool = True) -> List[Head]:
     """Every output that has a loss, as a `Head`; ValueError on any problem.
 
     Example:
@@ -243,6 +244,9 @@ def find_heads(model: keras.Model, loss: Optional[Any] = None, *,
             or a dict by output name. Defaults to None.
         sample: a function returning a few rows of the model's inputs, to
             trace a subclassed model's `call()` with. Defaults to None.
+        require_rule: whether an output whose (loss, activation) pair is not
+            in the table is an error; if False its `rule` is None. Defaults to
+            True.
     """
     loss = _compiled_loss(model, loss)
     walkers, graph = _walkers(model, sample)
@@ -255,7 +259,12 @@ def find_heads(model: keras.Model, loss: Optional[Any] = None, *,
             continue
         unit_map = _unit_map(path, _bias_shape(path.head, name), act, name)
         spec = identify_loss(output_loss, unit_map.activation)
-        rule = rule_for(spec, unit_map.activation, name)
+        try:
+            rule = rule_for(spec, unit_map.activation, name)
+        except ValueError:
+            if require_rule:
+                raise
+            rule = None
         heads.append(Head(name, index, path.head, unit_map.activation, spec, rule,
                           unit_map.units, len(names), unit_map))
     if not heads:
