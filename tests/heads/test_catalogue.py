@@ -368,3 +368,19 @@ def test_endless_inputs_need_steps(data):
     init = kbi.adapt_output_bias(model, Endless(), steps=3, verbose=0)
     assert len(init) == 1
     assert math.isclose(sum(init[model.layers[-1].name].priors), 1.0)
+
+
+def test_grain_endless_and_finite(data):
+    grain = pytest.importorskip("grain")
+    x, ids, _, _ = data
+    model = keras.Sequential([keras.Input((D,)), L.Dense(3, activation="softmax",
+                                                         name="out")])
+    model.compile(loss="sparse_categorical_crossentropy")
+    batches = grain.MapDataset.source([(x[:32], ids[:32]), (x[32:], ids[32:])])
+    with pytest.raises(ValueError, match="endless.*`steps=`"):
+        kbi.adapt_output_bias(model, batches.repeat(), verbose=0)
+    with pytest.raises(ValueError, match="endless.*`steps=`"):
+        kbi.MeanBias.from_dataset(batches.repeat(), verbose=0)
+    _adapt_and_check(model, x, ids, "out", _entropy(ids))
+    inits = kbi.adapt_output_bias(model, batches, verbose=0)
+    assert inits["out"].expected_loss == pytest.approx(_entropy(ids), rel=1e-6)
