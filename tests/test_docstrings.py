@@ -33,6 +33,12 @@ MODULES_WITH_EXAMPLES = [
     "keras_biasinit.initializers.constant_bias",
     "keras_biasinit.initializers.focal_bias",
     "keras_biasinit.initializers.link_bias",
+    "keras_biasinit.initializers.mapped_bias",
+    "keras_biasinit.heads.preserving",
+    "keras_biasinit.heads.units",
+    "keras_biasinit.heads.trace",
+    "keras_biasinit.heads.arguments",
+    "keras_biasinit.heads.find",
 ]
 
 

@@ -80,6 +80,9 @@ class Trace:
 def trace(model: keras.Model, inputs: Any) -> Trace:
     """Calls `model` once on `inputs` (inference mode), recording its layers.
 
+    A model not built yet is called once more, first: its build runs
+    `call()` on symbolic tensors, which are not recorded.
+
     Example:
 
     >>> model = keras.Sequential([keras.layers.Dense(2), keras.layers.Softmax()])
@@ -87,6 +90,8 @@ def trace(model: keras.Model, inputs: Any) -> Trace:
     >>> [type(c.layer).__name__ for c in recorded.calls]
     ['Dense', 'Softmax', 'Sequential']
     """
+    if not model.built:  # building traces `call()` symbolically: not recorded
+        model(inputs, training=False)
     calls: List[_Call] = []
     with _recording(calls):
         outputs = model(inputs, training=False)
