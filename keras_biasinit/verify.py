@@ -67,10 +67,12 @@ def _check_finite(dataset: Any, steps: Optional[int]) -> None:
         return
     if type(dataset).__module__.startswith("tensorflow") and hasattr(
             dataset, "cardinality"):
-        from keras_biasinit.data.datasets import check_cardinality  # pylint: disable=import-outside-toplevel
+        # pylint: disable-next=import-outside-toplevel
+        from keras_biasinit.data.datasets import check_cardinality
         check_cardinality(dataset, steps)
     elif isinstance(dataset, collections.abc.Iterable):
-        from keras_biasinit.data.reading import iterable_length  # pylint: disable=import-outside-toplevel
+        # pylint: disable-next=import-outside-toplevel
+        from keras_biasinit.data.reading import iterable_length
         iterable_length(dataset, steps)
 
 

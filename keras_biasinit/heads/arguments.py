@@ -18,7 +18,8 @@ __all__ = ["activation_arg", "layer_arg", "per_output"]
 
 
 def _layers(model: keras.Model) -> List[Any]:
-    return list(model._flatten_layers(include_self=False))  # pylint: disable=protected-access
+    # pylint: disable-next=protected-access
+    return list(model._flatten_layers(include_self=False))
 
 
 def layer_arg(model: keras.Model, layer: Any) -> Any:

@@ -30,28 +30,18 @@ from keras_biasinit.best_constant import LossSpec
 from keras_biasinit.best_constant import Rule
 from keras_biasinit.best_constant import identify_loss
 from keras_biasinit.best_constant import rule_for
-from keras_biasinit.heads.arguments import activation_arg
-from keras_biasinit.heads.arguments import layer_arg
 from keras_biasinit.heads.arguments import per_output
-from keras_biasinit.heads.graph import graph_outputs
-from keras_biasinit.heads.graph import walk_graph
-from keras_biasinit.heads.graph import walk_layers
 from keras_biasinit.heads.path import Path
-from keras_biasinit.heads.path import Unproven
 from keras_biasinit.heads.preserving import AFFINE
 from keras_biasinit.heads.preserving import kind_of
-from keras_biasinit.heads.trace import trace
-from keras_biasinit.heads.trace import walk_trace
 from keras_biasinit.heads.units import UnitMap
 from keras_biasinit.heads.units import follow
+from keras_biasinit.heads.walks import NAME_IT
+from keras_biasinit.heads.walks import output_paths
+from keras_biasinit.heads.walks import walkers_of
 
 __all__ = ["Head", "find_heads"]
 
-_NAME_IT = (
-    "Pass `layer=` (the layer whose bias to set, by name or as the layer; a dict "
-    "by output name for several outputs) and, if an operation outside any layer "
-    "follows it, `activation=` (e.g. 'softmax')."
-)
 
 
 @dataclasses.dataclass
@@ -77,7 +67,8 @@ class Head:
 
 
 def _bias_shape(layer: Any, output: str) -> Tuple[int, ...]:
-    what = f"Output '{output}': its head, layer '{layer.name}' ({type(layer).__name__}),"
+    what = (f"Output '{output}': its head, layer '{layer.name}' "
+            f"({type(layer).__name__}),")
     if getattr(layer, "use_bias", True) is False:
         raise ValueError(
             f"{what} has no bias (`use_bias=False`): there is nothing to set. Build "
@@ -89,7 +80,7 @@ def _bias_shape(layer: Any, output: str) -> Tuple[int, ...]:
             "it `bias_axes=` (e.g. the output axis letter), or pass `layer=`."
         )
     if not hasattr(layer, "bias_initializer"):
-        raise ValueError(f"{what} has no bias to set. {_NAME_IT}")
+        raise ValueError(f"{what} has no bias to set. {NAME_IT}")
     bias = getattr(layer, "bias", None)
     if bias is not None:
         return tuple(int(d) for d in bias.shape)
@@ -117,25 +108,6 @@ def _unit_map(path: Path, bias_shape, activation: Optional[str], output: str):
     return follow(path.head, bias_shape, shape, path.after, activation)
 
 
-def _walk(walk: Callable, target: Any, where: str) -> Path:
-    """The path from one output; `target` (from `layer=`) is taken on the
-    caller's word where the walk cannot see."""
-    try:
-        path = walk(target)
-    except Unproven as stop:
-        if target is None:
-            raise ValueError(f"{where}: the head cannot be found: {stop.reason}. "
-                             f"{_NAME_IT}") from None
-        return Path(target, None, [], proven=False)
-    if target is not None and path.head is not target:
-        raise ValueError(
-            f"{where}: layer '{target.name}' is not its head: the output comes from "
-            f"layer '{path.head.name}' ({type(path.head).__name__}) through "
-            "output-preserving layers only. Pass that layer, or none."
-        )
-    return path
-
-
 def _compiled_loss(model: keras.Model, loss: Any) -> Any:
     if loss is not None:
         return loss
@@ -158,64 +130,6 @@ def _loss_per_output(loss: Any, names: List[str]) -> List[Any]:
             )
         return list(loss)
     return [loss] * len(names)
-
-
-def _walkers(model: keras.Model, sample: Optional[Callable]):
-    """`(name or None, walk(target, activation_fn))` per output, and whether
-    the model has a graph (else its `call()` was traced)."""
-    outputs = graph_outputs(model)
-    if outputs is not None:
-        return [(name, lambda target, _, t=tensor: walk_graph(t, target))
-                for name, tensor in outputs], True
-    if isinstance(model, keras.Sequential):  # not built: its list of layers
-        return [(model.layers[-1].name if model.layers else None,
-                 lambda target, _: walk_layers(model.layers, target))], True
-    if sample is None:
-        def unseen(target, _):
-            raise Unproven("the model is subclassed, and no data was given to "
-                           "trace `call()` with")
-        return [(None, unseen)], False
-    recorded = trace(model, sample())
-    return [(name, lambda target, fn, t=tensor: walk_trace(recorded, t, target, fn))
-            for name, tensor in recorded.named_outputs()], False
-
-
-def _one_output(target: Any, walkers, names) -> List[Any]:
-    """A single `layer=` on a model with several outputs: it names the head
-    of the one output it feeds."""
-    hits = []
-    for i, (_, walk) in enumerate(walkers):
-        try:
-            hits += [i] if walk(None, None).head is target else []
-        except Unproven:
-            pass
-    if len(hits) != 1:
-        raise ValueError(
-            f"The model has several outputs {names}, and layer '{target.name}' is "
-            "not the head of exactly one of them: pass `layer=` as a dict by "
-            "output name."
-        )
-    return [target if i == hits[0] else None for i in range(len(walkers))]
-
-
-def _paths(model, layer, activation, walkers, graph) -> List[Tuple[Path, Any]]:
-    names = [name for name, _ in walkers]
-    targets = [layer_arg(model, t) for t in per_output(layer, names, "layer")]
-    if layer is not None and not isinstance(layer, dict) and len(walkers) > 1:
-        targets = _one_output(targets[0], walkers, names)
-    acts = [activation_arg(a) for a in per_output(activation, names, "activation")]
-    paths = []
-    for (name, walk), target, (act, fn) in zip(walkers, targets, acts):
-        where = f"Output '{name}'" if name else "The model's output"
-        path = _walk(lambda t, w=walk, f=fn: w(t, f), target, where)
-        if graph and path.proven and act not in (None, "linear"):
-            raise ValueError(
-                f"{where}: `activation='{act}'` is for an operation outside any "
-                f"layer after the head, but the model's graph shows every layer "
-                f"from layer '{path.head.name}' to the output. Leave it out."
-            )
-        paths.append((path, act))
-    return paths
 
 
 def find_heads(model: keras.Model, loss: Optional[Any] = None, *,
@@ -249,8 +163,8 @@ def find_heads(model: keras.Model, loss: Optional[Any] = None, *,
             True.
     """
     loss = _compiled_loss(model, loss)
-    walkers, graph = _walkers(model, sample)
-    paths = _paths(model, layer, activation, walkers, graph)
+    walkers, graph = walkers_of(model, sample)
+    paths = output_paths(model, layer, activation, walkers, graph)
     names = [name or path.head.name for (name, _), (path, _) in zip(walkers, paths)]
     heads = []
     for index, (name, (path, act), output_loss) in enumerate(

@@ -58,7 +58,8 @@ def walk_graph(tensor: Any, target: Any = None) -> Path:
     `Unproven` if the walk meets a layer it cannot see through."""
     after, entered = [], []
     while True:
-        layer, node_index, tensor_index = tensor._keras_history  # pylint: disable=protected-access
+        # pylint: disable-next=protected-access
+        layer, node_index, tensor_index = tensor._keras_history
         if isinstance(layer, keras.layers.InputLayer):
             if not entered:
                 raise Unproven("the walk reached the model's input without "

@@ -37,7 +37,8 @@ def _inputs(element: Any) -> Any:
 def _from_dataset(data: Any, batched: Optional[bool]) -> Any:
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
-    from keras_biasinit.data.batched import is_batched_dataset  # pylint: disable=import-outside-toplevel
+    # pylint: disable-next=import-outside-toplevel
+    from keras_biasinit.data.batched import is_batched_dataset
 
     spec = data.element_spec
     target = spec[1] if isinstance(spec, tuple) and len(spec) > 1 else spec
