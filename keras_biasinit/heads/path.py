@@ -50,6 +50,10 @@ def holds_bias(layer: Any) -> bool:
 def stop_reason(layer: Any) -> str:
     """Why the walk cannot go on through `layer`."""
     kind = type(layer).__name__
+    if not hasattr(layer, "trainable_weights"):  # a `keras.ops` node, no layer
+        return (f"the operation '{layer.name}' ({kind}, from `keras.ops`) is "
+                "applied outside any layer, and is not an activation the walk "
+                "knows")
     if kind == "Lambda":
         return (f"layer '{layer.name}' is a Lambda: what its function does to the "
                 "units cannot be proved")

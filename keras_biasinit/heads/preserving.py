@@ -12,6 +12,10 @@ an activation in a way known in closed form:
 - affine layers with a closed form: `Rescaling`, `y = x * scale + offset`
   (scalars, or per channel along the last axis).
 
+In a functional graph, an activation applied with `keras.ops` (`softmax`,
+`sigmoid`, `softplus`, `exp`, `relu`) is an operation node, not a layer, and
+counts as an activation too.
+
 `kind_of(layer)` says which of these a layer is (None for any other layer),
 `activation_name` names an activation, and `move_units` moves an array laid
 out like a layer's input the way the layer moves its input.
@@ -44,6 +48,21 @@ _IDENTITY_AT_INFERENCE = tuple(
 )
 
 
+#: Activation operations of `keras.ops` (graph nodes, not layers), by class.
+_OPS = {"Softmax": "softmax", "Sigmoid": "sigmoid", "Softplus": "softplus",
+        "Exp": "exponential", "Relu": "relu"}
+
+
+def _op_activation(layer: Any) -> Optional[str]:
+    kind = type(layer)
+    if isinstance(layer, keras.layers.Layer) or not kind.__module__.startswith(
+            "keras.src.ops") or kind.__name__ not in _OPS:
+        return None
+    axis = getattr(layer, "axis", -1)
+    name = _OPS[kind.__name__]
+    return name if axis in (-1, None) else f"{name}(axis={axis})"
+
+
 def kind_of(layer: Any) -> Optional[str]:
     """`ACTIVATION`, `SHAPE`, `AFFINE`, or None for any other layer.
 
@@ -52,7 +71,7 @@ def kind_of(layer: Any) -> Optional[str]:
     >>> kind_of(keras.layers.Reshape((2, 3))), kind_of(keras.layers.Dense(2))
     ('shape', None)
     """
-    if isinstance(layer, _ACTIVATIONS):
+    if isinstance(layer, _ACTIVATIONS) or _op_activation(layer):
         return ACTIVATION
     if isinstance(layer, _MOVING + _IDENTITY_AT_INFERENCE):
         return SHAPE
@@ -82,6 +101,8 @@ def activation_name(layer: Any) -> str:
     ...     keras.layers.Dense(2, activation="sigmoid"))
     ('softmax', 'sigmoid')
     """
+    if _op_activation(layer):
+        return _op_activation(layer)
     if isinstance(layer, keras.layers.Softmax):
         axis = layer.axis
         return "softmax" if axis in (-1, [-1], (-1,)) else f"softmax(axis={axis})"

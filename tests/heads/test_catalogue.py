@@ -222,6 +222,14 @@ def test_own_and_call_activations_do_not_stack(data):
                               verbose=0)
 
 
+def test_keras_ops_activation_in_a_functional_graph(data):
+    x, ids, _, _ = data
+    inputs = keras.Input((D,))
+    model = keras.Model(inputs, keras.ops.softmax(L.Dense(3, name="out")(inputs)))
+    model.compile(loss="sparse_categorical_crossentropy")
+    _adapt_and_check(model, x, ids, "out", _entropy(ids))
+
+
 # --- nested models ---
 
 

@@ -55,3 +55,11 @@ def test_walk_layers_of_an_unbuilt_sequential():
     assert path.head.name == "head" and path.head_shape is None
     with pytest.raises(Unproven, match="no layer with a bias"):
         walk_layers([L.Softmax()])
+
+
+def test_an_unknown_keras_op_stops_the_walk():
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, keras.ops.tanh(L.Dense(2)(inputs)))
+    (_, tensor), = graph_outputs(model)
+    with pytest.raises(Unproven, match="from `keras.ops`"):
+        walk_graph(tensor)

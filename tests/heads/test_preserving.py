@@ -30,6 +30,17 @@ def test_kind_of(layer, kind):
     assert kind_of(layer) == kind
 
 
+def test_keras_ops_activations_in_a_graph():
+    inputs = keras.Input((3,))
+    for fn, name in ((keras.ops.softmax, "softmax"), (keras.ops.exp, "exponential"),
+                     (keras.ops.sigmoid, "sigmoid")):
+        op = fn(inputs)._keras_history.operation
+        assert kind_of(op) == ACTIVATION and activation_name(op) == name
+    op = keras.ops.softmax(inputs, axis=0)._keras_history.operation
+    assert activation_name(op) == "softmax(axis=0)"
+    assert kind_of(keras.ops.tanh(inputs)._keras_history.operation) is None
+
+
 def test_activation_names():
     assert activation_name(L.Softmax(axis=1)) == "softmax(axis=1)"
     assert activation_name(L.ReLU()) == "relu"
