@@ -174,8 +174,10 @@ def adapt_output_bias(
 
     Raises:
         ValueError: an output whose (loss, activation) pair has no known best
-            constant (the message lists the known pairs), an output layer
-            without a bias, or bad data; raised before any bias is changed.
+            constant (the message lists the known pairs), a head that cannot
+            be found (the message names `layer=` and `activation=`) or has no
+            bias, an endless input without `steps`, or bad data; raised before
+            any bias is changed.
     """
     if not isinstance(model, keras.Model):
         raise TypeError(

@@ -292,6 +292,9 @@ def test_subclassed_softmax_in_call(data):
         kbi.adapt_output_bias(model, (x, ids), verbose=0)
     # Said: the traced call proves which layer's output it is.
     _adapt_and_check(model, x, ids, model.head, _entropy(ids), activation="softmax")
+    check = kbi.verify_loss_at_init(model, (x, ids), activation="softmax")
+    assert check.expected == pytest.approx(_entropy(ids), rel=1e-6)
+    assert check.zero_kernel_loss == pytest.approx(_entropy(ids), rel=1e-4)
     # Or named outright, with a one-shot generator (the traced rows come back).
     model.head.bias.assign(np.zeros(3))
     batches = iter([(x[:32], ids[:32]), (x[32:], ids[32:])])
