@@ -32,17 +32,22 @@ batches: it differs from `expected_loss` when the last batch is short.
 from __future__ import annotations
 
 import collections.abc
-import contextlib
 import math
-from typing import Any, Dict, Iterator, List, Optional, Union
+from typing import Any, Optional, Union
 
 import keras
-import numpy as np
 
 from keras_biasinit.diagnosis import InitLossCheck
 from keras_biasinit.diagnosis import _Context
 from keras_biasinit.diagnosis import diagnose
 from keras_biasinit.diagnosis import diagnose_outputs
+from keras_biasinit.evaluation import bias_is_initial
+from keras_biasinit.evaluation import check_finite
+from keras_biasinit.evaluation import evaluate
+from keras_biasinit.evaluation import loss_weights
+from keras_biasinit.evaluation import output_loss
+from keras_biasinit.evaluation import regularization
+from keras_biasinit.evaluation import zero_kernels
 from keras_biasinit.expected import expected_losses
 from keras_biasinit.heads import InputSample
 from keras_biasinit.heads import find_heads
@@ -61,85 +66,6 @@ def _check_expected(expected) -> float:
     return value
 
 
-def _check_finite(dataset: Any, steps: Optional[int]) -> None:
-    """An endless input without `steps` is an error, not an endless evaluate."""
-    if steps is not None or isinstance(dataset, tuple):
-        return
-    if type(dataset).__module__.startswith("tensorflow") and hasattr(
-            dataset, "cardinality"):
-        # pylint: disable-next=import-outside-toplevel
-        from keras_biasinit.data.datasets import check_cardinality
-        check_cardinality(dataset, steps)
-    elif isinstance(dataset, collections.abc.Iterable):
-        # pylint: disable-next=import-outside-toplevel
-        from keras_biasinit.data.reading import iterable_length
-        iterable_length(dataset, steps)
-
-
-def _evaluate(model, dataset, steps, verbose) -> Dict[str, float]:
-    if isinstance(dataset, tuple) and len(dataset) in (2, 3):
-        x, y, *weights = dataset
-        logs = model.evaluate(
-            x, y, sample_weight=weights[0] if weights else None, steps=steps,
-            verbose=verbose, return_dict=True,
-        )
-    else:
-        logs = model.evaluate(dataset, steps=steps, verbose=verbose, return_dict=True)
-    return {key: float(value) for key, value in logs.items()}
-
-
-def _regularization(model) -> float:
-    return sum(float(keras.ops.convert_to_numpy(x)) for x in model.losses)
-
-
-def _bias_is_initial(layer) -> Optional[bool]:
-    """Whether the bias still holds what its (keras_biasinit) initializer made."""
-    values = getattr(layer.bias_initializer, "bias", None)
-    if values is None or getattr(layer, "bias", None) is None:
-        return None
-    current = keras.ops.convert_to_numpy(layer.bias).astype(np.float64)
-    values = np.asarray(values, np.float64)
-    if values.size == current.size:
-        values = values.reshape(current.shape)
-    try:
-        initial = np.broadcast_to(values, current.shape)
-    except ValueError:
-        return False
-    return bool(np.allclose(current, initial, rtol=1e-3, atol=1e-3))
-
-
-def _loss_weights(model, names) -> List[float]:
-    """Compile's `loss_weights` per output (1 where not given)."""
-    config = getattr(getattr(model, "_compile_config", None), "config", None) or {}
-    weights = config.get("loss_weights")
-    if isinstance(weights, dict):
-        return [float(weights.get(name, 1.0)) for name in names]
-    if isinstance(weights, (list, tuple)):
-        return [float(w) for w in weights]
-    return [1.0 if weights is None else float(weights)] * len(names)
-
-
-@contextlib.contextmanager
-def _zero_kernels(heads) -> Iterator[None]:
-    """Every head's kernel set to zero inside the block, then restored."""
-    saved = []
-    for head in heads:
-        kernel = getattr(head.layer, "kernel", None)
-        if kernel is None:
-            raise ValueError(
-                f"The head of output '{head.name}', layer '{head.layer.name}', has "
-                "no `kernel` to set to zero for the split of the gap."
-            )
-        saved.append((kernel, keras.ops.convert_to_numpy(kernel)))
-    try:
-        for kernel, value in saved:
-            kernel.assign(np.zeros_like(value))
-        yield
-    finally:
-        for kernel, value in saved:
-            kernel.assign(value)
-
-
 def _numbers(measured, expected, zero_kernel, reg, reg0, rtol) -> dict:
     """The split of the gap: kernel, bias and regularization parts."""
     gap = measured - expected
@@ -156,7 +82,7 @@ def _context(head, expected) -> _Context:
     spec = head.spec
     return _Context(head.layer.name, spec.name, spec.describe() if spec.kind else None,
                     expected.initializer, expected.made_for, expected.mismatch,
-                    _bias_is_initial(head.layer), expected.how, head.name)
+                    bias_is_initial(head.layer), expected.how, head.name)
 
 
 def _heads(model, dataset, layer, activation):
@@ -169,24 +95,13 @@ def _heads(model, dataset, layer, activation):
     return [h for h in heads if h.layer is target], heads
 
 
-def _output_loss(logs: Dict[str, float], name: str) -> float:
-    key = f"{name}_loss"
-    if key not in logs:
-        raise ValueError(
-            f"`evaluate` reports no '{key}' for output '{name}' (it reported "
-            f"{sorted(logs)}): the per-output loss cannot be checked. Pass "
-            "`expected=` for the total loss."
-        )
-    return logs[key]
-
-
 def _check_one(model, head, expected, logs, logs0, rtol) -> InitLossCheck:
     """One head: the model's loss (one output) or its output's loss."""
     if head.num_outputs == 1:
         measured, zero = logs["loss"], logs0["loss"]
-        reg, reg0 = _regularization(model), logs0["regularization"]
+        reg, reg0 = regularization(model), logs0["regularization"]
     else:  # the output's own loss: no regularization, no other output
-        measured, zero = _output_loss(logs, head.name), _output_loss(logs0, head.name)
+        measured, zero = output_loss(logs, head.name), output_loss(logs0, head.name)
         reg = reg0 = 0.0
     numbers = _numbers(measured, _check_expected(expected.value), zero, reg, reg0,
                        rtol)
@@ -198,10 +113,10 @@ def _check_all(model, heads, found, logs, logs0, rtol, given) -> InitLossCheck:
     `sum_i loss_weight_i * loss_i` (+ regularization)."""
     parts = {} if given is not None else {
         h.name: _check_one(model, h, found[h.name], logs, logs0, rtol) for h in heads}
-    weights = _loss_weights(model, [h.name for h in heads])
+    weights = loss_weights(model, [h.name for h in heads])
     expected = given if given is not None else sum(
         w * found[h.name].value for w, h in zip(weights, heads))
-    numbers = _numbers(logs["loss"], expected, logs0["loss"], _regularization(model),
+    numbers = _numbers(logs["loss"], expected, logs0["loss"], regularization(model),
                        logs0["regularization"], rtol)
     return diagnose_outputs(numbers, parts, [h.layer.name for h in heads])
 
@@ -324,11 +239,11 @@ def verify_loss_at_init(
             "evaluates the model twice. Pass a re-iterable input: a "
             "tf.data.Dataset, a keras.utils.PyDataset or a tuple of arrays."
         )
-    _check_finite(dataset, steps)
+    check_finite(dataset, steps)
     if expected is not None:
         expected = _check_expected(expected)
     # Evaluate first: it builds a model that was not built yet.
-    logs = _evaluate(model, dataset, steps, verbose)
+    logs = evaluate(model, dataset, steps, verbose)
     if not math.isfinite(logs["loss"]):
         raise ValueError(
             f"The model's loss at init is {logs['loss']}: check the data for NaN/inf "
@@ -337,9 +252,9 @@ def verify_loss_at_init(
     checked, heads = _heads(model, dataset, layer, activation)
     whole = len(checked) > 1 and expected is not None
     found = {} if whole else expected_losses(checked, dataset, steps, expected)
-    with _zero_kernels(heads):
-        logs0 = _evaluate(model, dataset, steps, verbose)
-        logs0["regularization"] = _regularization(model)
+    with zero_kernels(heads):
+        logs0 = evaluate(model, dataset, steps, verbose)
+        logs0["regularization"] = regularization(model)
     if len(checked) == 1:
         return _check_one(model, checked[0], found[checked[0].name], logs, logs0,
                           rtol)
