@@ -17,6 +17,7 @@ from keras_biasinit.initializers import FocalBias
 from keras_biasinit.initializers import HeScaled
 from keras_biasinit.initializers import HuberBias
 from keras_biasinit.initializers import LinkBias
+from keras_biasinit.initializers import MappedBias
 from keras_biasinit.initializers import MeanBias
 from keras_biasinit.initializers import MedianBias
 from keras_biasinit.initializers import QuantileBias
@@ -37,6 +38,7 @@ __all__ = [
     "HuberBias",
     "InitLossCheck",
     "LinkBias",
+    "MappedBias",
     "MeanBias",
     "MedianBias",
     "QuantileBias",

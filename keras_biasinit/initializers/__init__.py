@@ -7,6 +7,7 @@ from keras_biasinit.initializers.focal_bias import FocalBias
 from keras_biasinit.initializers.he_scaled import HeScaled
 from keras_biasinit.initializers.huber_bias import HuberBias
 from keras_biasinit.initializers.link_bias import LinkBias
+from keras_biasinit.initializers.mapped_bias import MappedBias
 from keras_biasinit.initializers.mean_bias import MeanBias
 from keras_biasinit.initializers.median_bias import MedianBias
 from keras_biasinit.initializers.quantile_bias import QuantileBias
@@ -21,6 +22,7 @@ __all__ = [
     "HeScaled",
     "HuberBias",
     "LinkBias",
+    "MappedBias",
     "MeanBias",
     "MedianBias",
     "QuantileBias",
