@@ -50,7 +50,11 @@ from keras_biasinit.stats._keys import from_keys
 from keras_biasinit.stats._keys import to_keys
 from keras_biasinit.stats._plan import BIN
 from keras_biasinit.stats._plan import COLLECT
+from keras_biasinit.stats._plan import IDLE
 from keras_biasinit.stats._plan import Plan
+from keras_biasinit.stats._mixed_pass import MixedPlan
+from keras_biasinit.stats._radix_select import RadixSelect
+from keras_biasinit.stats._radix_select import next_radix_plan
 from keras_biasinit.stats.state import Reducer
 
 Batch = Tuple[np.ndarray, Optional[np.ndarray]]
@@ -199,6 +203,9 @@ class QuantileSearch:
         return QuantileResult(value, self.q, absolute / n, (absolute + signed) / 2 / n,
                               int(n), total, 1, meter.peak)
 
+    #: Pass 1 also histograms the float32 bits (`_radix`): 2 passes in all.
+    radix = True
+
     def start(self, first, meter) -> Optional[Plan]:
         d = first.kmin.shape[0]
         self.weighted = first.weighted
@@ -206,12 +213,60 @@ class QuantileSearch:
         self.below, self.above = np.zeros(d), np.zeros(d)
         self.done = first.kmin == first.kmax  # constant columns: the value
         self.full = [(int(first.kmin[j]), int(first.kmax[j])) for j in range(d)]
+        histogram = getattr(first, "radix", None)
+        if histogram is not None:
+            self.descent = RadixSelect(self.q, histogram, first.weighted)
+            self.descent.collect_room = collect_capacity(meter.budget)
+            outcomes = self.descent.step(histogram)
+            first.radix = None  # read: its memory is free for the next pass
+            meter.release(histogram.held)
+            return self._mixed(outcomes, histogram.plan, [], meter)
         plan = Plan(d, bins_per_window(meter.budget, d, 1), windows=1)
         for j in np.flatnonzero(~self.done):
             plan.set(j, BIN, [self.full[j]])
         return None if self.done.all() else plan
 
+    def _mixed(self, outcomes, radix_plan, wanted, meter) -> Optional[MixedPlan]:
+        """The next pass from the radix descent's `outcomes` and the general
+        columns' `wanted` windows."""
+        descend = {}
+        for j, outcome in outcomes.items():
+            if self.done[j]:
+                continue
+            if outcome[0] == "done":
+                self.value[j], self.below[j], self.above[j] = outcome[1:]
+                self.done[j] = True
+            elif outcome[0] == "radix":
+                descend[j] = outcome[1:]
+            else:
+                low, high, cost = outcome[1:]
+                window = self.full[j] if low is None else (
+                    int(to_keys(np.array([low]))[0]), int(to_keys(np.array([high]))[0]))
+                wanted.append((cost, j, window))
+        if self.done.all():
+            return None
+        d = self.done.shape[0]
+        radix = None if not descend else next_radix_plan(
+            d, self.descent.bits, radix_plan.shift - radix_plan.bits, descend)
+        general = None
+        if wanted:
+            general = self._general_plan(wanted, bins_per_window(meter.budget, d, 1),
+                                         meter)
+        return MixedPlan(radix, general)
+
     def step(self, result, plan, meter) -> Optional[Plan]:
+        if isinstance(plan, MixedPlan):
+            wanted = [] if plan.general is None else self._general_step(
+                result.general, plan.general)
+            outcomes = {} if result.radix is None else self.descent.step(result.radix)
+            return self._mixed(outcomes, plan.radix, wanted, meter)
+        wanted = self._general_step(result, plan)
+        if self.done.all():
+            return None
+        return self._general_plan(wanted, plan.bins, meter)
+
+    def _general_step(self, result, plan) -> list:
+        """Reads a general pass; returns the (cost, column, window) wanted next."""
         wanted = []  # (cost, column, window)
         for j in np.flatnonzero(~self.done):
             if plan.mode[j] == COLLECT:
@@ -221,11 +276,12 @@ class QuantileSearch:
                 else:
                     self.value[j], self.below[j], self.above[j] = solved
                     self.done[j] = True
-            else:
+            elif plan.mode[j] != IDLE:
                 wanted.append(self._bracket(result, j))
-        if self.done.all():
-            return None
-        new = Plan(plan.columns, plan.bins, windows=1)
+        return wanted
+
+    def _general_plan(self, wanted, bins: int, meter) -> Plan:
+        new = Plan(self.done.shape[0], bins, windows=1)
         room = collect_capacity(meter.budget)
         for cost, j, window in sorted(wanted, key=lambda item: item[0]):
             mode = COLLECT if cost <= room else BIN
