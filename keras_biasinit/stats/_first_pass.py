@@ -234,6 +234,8 @@ class FirstPass:
         return self.in_memory_bytes(rows, columns, weighted) <= self.meter.budget
 
     def size(self) -> Size:
+        if self.histogram is not None:
+            self.summary = self.histogram.summary
         return Size(self.summary.rows, self.columns or 0, self.summary.weighted,
                     self.reiterable)
 
@@ -251,8 +253,6 @@ class FirstPass:
                     continue
                 y = as_columns(chunk)
                 self.summary.update(y, check_weights(chunk_w, y.shape[0]))
-            if self.histogram is not None:
-                self.summary = self.histogram.summary
             return self
         y = as_columns(values)
         w = check_weights(weights, y.shape[0])
@@ -294,8 +294,8 @@ class FirstPass:
                 else:
                     self.histogram.update(y, w)
         if self.histogram is not None:
+            self.histogram.weighted |= self.summary.weighted
             summary = self.histogram.summary
-            summary.weighted |= self.summary.weighted
         self.summary, self.ys, self.ws = summary, None, []
         self.meter.release(self.held)
         self.held = 0
@@ -316,12 +316,13 @@ class FirstPass:
         self.stop_buffering()
         if self.histogram is not None:
             self.histogram.merge(other.histogram)
-            self.summary = self.histogram.summary
             return self
         self.summary.merge(other.summary)
         return self
 
     def to_arrays(self) -> Arrays:
+        if self.histogram is not None:
+            self.summary = self.histogram.summary
         arrays = self.summary.to_arrays()
         arrays["columns"] = scalar(self.columns or 0)
         arrays["buffering"] = scalar(int(self.buffering))
@@ -355,6 +356,9 @@ class FirstPass:
 
     def result(self):
         """`InMemory` if every row was kept, else the `Summary`."""
+        if self.histogram is not None:
+            self.summary = self.histogram.result().summary
+            self.summary.radix = self.histogram
         if self.summary.rows == 0:
             raise ValueError(
                 f"The data is empty: there is no row to take the {self.name} of."
@@ -362,9 +366,6 @@ class FirstPass:
         if self.buffering:
             y, w = self._buffer()
             return InMemory(y, w, self.summary.rows, self.held)
-        if self.histogram is not None:
-            self.summary = self.histogram.result().summary
-            self.summary.radix = self.histogram
         if self.summary.weight <= 0:
             raise ValueError("All sample weights are 0: there is nothing to fit.")
         return self.summary

@@ -21,6 +21,7 @@ from keras_biasinit.stats._checks import check_weights
 from keras_biasinit.stats._first_pass import Summary
 from keras_biasinit.stats._first_pass import check_width
 from keras_biasinit.stats._first_pass import chunks
+from keras_biasinit.stats._keys import from_keys
 from keras_biasinit.stats._keys import to_keys
 from keras_biasinit.stats._radix import RADIX_BIN_BYTES
 from keras_biasinit.stats._radix import RadixPlan
@@ -49,7 +50,9 @@ class RadixState:
         self.bmin = np.full(d, np.inf)
         self.bcount = np.zeros(d, np.int64)
         self.exact = np.ones(d, bool)  # every value a float32 (pass 1)
-        self.summary = Summary()
+        self.rows, self.weighted, self.weight_sum = 0, False, 0.0
+        self.low: Optional[np.ndarray] = None  # pass 1: per column min and max
+        self.high: Optional[np.ndarray] = None
         self._ids: List[np.ndarray] = []
         self._ys: List[np.ndarray] = []
         self._ws: List[np.ndarray] = []
@@ -75,26 +78,43 @@ class RadixState:
         w = check_weights(weights, y32.shape[0])
         if exact is not None:
             self.exact &= exact
+        self.rows += y32.shape[0]
+        self.weighted |= w is not None
         if w is not None and not (w > 0).all():
             keep = w > 0
             y32, y, w = y32[keep], y[keep], w[keep]
-        part = Summary(rows=int(np.shape(values)[0]) if np.ndim(values) else 1,
-                       weighted=w is not None)
         if y32.shape[0]:
-            part.weight = float(y32.shape[0] if w is None else w.sum())
+            self.weight_sum += float(y32.shape[0] if w is None else w.sum())
             if self.plan.prefix is None:
-                self._bounds(part, y, values)
+                self._bounds(y, values)
             self._add(y32, y, w)
-        self.summary.merge(part)
 
-    def _bounds(self, part: Summary, y, values) -> None:
-        low, high = y.min(axis=0), y.max(axis=0)
+    def _bounds(self, y, values) -> None:
+        if y.shape[1] == 1:  # a flat reduction is several times faster
+            flat = y.reshape(-1)
+            low, high = flat.min(keepdims=True), flat.max(keepdims=True)
+        else:
+            low, high = y.min(axis=0), y.max(axis=0)
         if not (np.isfinite(low).all() and np.isfinite(high).all()):
             check_finite(np.asarray(values))  # float32 NaN/inf: the usual error
-        part.kmin = to_keys(low.astype(np.float64))
-        part.kmax = to_keys(high.astype(np.float64))
-        zeros = np.zeros(low.shape[0])
-        part.checksum, part.scale = zeros, zeros.copy()  # from the bins, at the end
+        if self.low is None:
+            self.low, self.high = low.astype(np.float64), high.astype(np.float64)
+        else:
+            np.minimum(self.low, low, out=self.low)
+            np.maximum(self.high, high, out=self.high)
+
+    @property
+    def summary(self) -> Summary:
+        """What this pass read: rows, weight (pass 1: also min, max, and the
+        checksums `sum w y`, `sum w |y|` from the bins)."""
+        summary = Summary(rows=self.rows, weighted=self.weighted,
+                          weight=self.weight_sum)
+        if self.low is not None:
+            summary.kmin, summary.kmax = to_keys(self.low), to_keys(self.high)
+            self._flush()
+            summary.checksum = self.total.sum(axis=1)
+            summary.scale = np.abs(self.total).sum(axis=1)
+        return summary
 
     def _add(self, y32, y, w) -> None:
         plan, bits = self.plan, y32.view(np.uint32)
@@ -105,23 +125,32 @@ class RadixState:
                 ids += self._offsets
             self._buffer(ids.reshape(-1), y.reshape(-1), w, y32.shape)
             return
-        top = bits >> np.uint32(plan.shift)
-        if plan.bprefix is not None:
-            self._add_b(top == plan.bprefix, y)
-        inside = top == plan.prefix
-        rows, cols = np.nonzero(inside)
-        if plan.columns == 1:
-            ids = (bits[rows, 0] >> np.uint32(plan.shift - plan.bits)) & mask
+        shift, step = np.uint32(plan.shift), np.uint32(plan.shift - plan.bits)
+        if plan.columns == 1:  # 1-D: cheaper selections
+            bits, y = bits.reshape(-1), y.reshape(-1)
+            top = bits >> shift
+            if plan.bprefix is not None:
+                self._add_b(np.flatnonzero(top == plan.bprefix[0]), 0, y)
+            rows = np.flatnonzero(top == plan.prefix[0])
+            ids = ((bits[rows] >> step) & mask).astype(np.intp)
+            values = y[rows]
         else:
-            ids = (bits[rows, cols] >> np.uint32(plan.shift - plan.bits)) & mask
-        ids = ids.astype(np.intp) + cols * plan.bins
-        self._buffer(ids, y[rows, cols] if self.total is not None else None,
+            top = bits >> shift
+            if plan.bprefix is not None:
+                self._add_b(*np.nonzero(top == plan.bprefix), y)
+            rows, cols = np.nonzero(top == plan.prefix)
+            ids = ((bits[rows, cols] >> step) & mask).astype(np.intp)
+            ids += cols * plan.bins
+            values = y[rows, cols]
+        self._buffer(ids, values if self.total is not None else None,
                      None if w is None else w[rows], None)
 
-    def _add_b(self, in_b, y) -> None:
-        rows, cols = np.nonzero(in_b)
+    def _add_b(self, rows, cols, y) -> None:
+        """Window B: the smallest value and the rows, per column."""
         if rows.size:
-            np.minimum.at(self.bmin, cols, y[rows, cols].astype(np.float64))
+            values = (y[rows] if y.ndim == 1 else y[rows, cols]).astype(np.float64)
+            cols = np.broadcast_to(cols, rows.shape)
+            np.minimum.at(self.bmin, cols, values)
             np.add.at(self.bcount, cols, 1)
 
     def _buffer(self, ids, y, w, shape) -> None:
@@ -177,7 +206,15 @@ class RadixState:
         np.minimum(self.bmin, other.bmin, out=self.bmin)
         self.bcount += other.bcount
         self.exact &= other.exact
-        self.summary.merge(other.summary)
+        self.rows += other.rows
+        self.weighted |= other.weighted
+        self.weight_sum += other.weight_sum
+        if self.low is None or other.low is None:
+            self.low = self.low if other.low is None else other.low.copy()
+            self.high = self.high if other.high is None else other.high.copy()
+        else:
+            np.minimum(self.low, other.low, out=self.low)
+            np.maximum(self.high, other.high, out=self.high)
         return self
 
     def to_arrays(self) -> Arrays:
@@ -195,7 +232,11 @@ class RadixState:
         state = RadixState(self.plan, self.meter, self.name, first=self.first,
                            hold=False)
         shape = state.count.shape
-        state.summary = Summary.from_arrays(arrays, "seen_")
+        seen = Summary.from_arrays(arrays, "seen_")
+        state.rows, state.weighted, state.weight_sum = (seen.rows, seen.weighted,
+                                                         seen.weight)
+        if seen.kmin is not None:
+            state.low, state.high = from_keys(seen.kmin), from_keys(seen.kmax)
         state.count = np.asarray(arrays["count"]).astype(np.int64).reshape(shape)
         if "weight" in arrays:
             state.weight = np.array(arrays["weight"], np.float64).reshape(shape)
@@ -211,9 +252,6 @@ class RadixState:
         self._flush()
         if self.first is not None:
             self._check_same_data()
-        elif self.summary.kmin is not None:
-            self.summary.checksum = self.total.sum(axis=1)
-            self.summary.scale = np.abs(self.total).sum(axis=1)
         return self
 
     def _check_same_data(self) -> None:
