@@ -48,13 +48,21 @@ def float32_rows(values):
     return y32, y64, (y32 == y64).all(axis=0)
 
 
+def flush_elements(budget: int) -> int:
+    """Bin ids a radix pass buffers before counting them (an eighth of the
+    budget at 24 bytes each: id, value, weight)."""
+    return max(256, budget // 8 // 24)
+
+
 def radix_bits(columns: int, budget: int) -> Optional[int]:
-    """Bits per pass: 16 (2 passes for float32) unless `columns` histograms of
-    2^16 bins exceed a quarter of the budget; then fewer (11 for 1000 columns
-    in 256 MiB: 3 passes). None below 8 bits (the general passes then)."""
-    room = budget // 4 // (RADIX_BIN_BYTES * columns)
+    """Bits per pass: 16 (2 passes for float32) unless the `columns`
+    histograms of 2^16 bins exceed a quarter of the budget or the ids buffered
+    between two countings over 2 (each counting touches every bin); then fewer
+    (9 for 1000 columns in 256 MiB: 4 passes). None below 8 bits or 1 MiB:
+    the general passes then."""
+    room = min(budget // 4 // RADIX_BIN_BYTES, flush_elements(budget) // 2) // columns
     bits = min(16, int(room).bit_length() - 1)
-    return bits if bits >= 8 else None
+    return bits if bits >= 8 and budget >= 2**20 else None
 
 
 def key_order(hist: np.ndarray, shift: int, prefix: Optional[int]) -> np.ndarray:

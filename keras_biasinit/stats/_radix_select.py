@@ -90,6 +90,7 @@ class RadixSelect:
             {"wb": [], "sb": [], "wa": [], "sa": []} for _ in range(d)]
         self.prefix: List[Optional[int]] = [None] * d
         self.exact = state.exact.copy()
+        self.upper = np.full(d, np.nan)  # the value after A's top, once known
 
     def step(self, state) -> Dict[int, tuple]:
         plan, weights = state.plan, state.weights()
@@ -118,10 +119,12 @@ class RadixSelect:
         self._keep(j, w, s, k)
         self.below_w[j] = cum[k - 1] if k else self.below_w[j]
         upper = None
-        if tie and k2 is None:
-            if state.bcount[j] == 0:
+        if tie and k2 is None:  # the next value: window B's smallest, once seen
+            if state.bcount[j]:
+                self.upper[j] = state.bmin[j]
+            if np.isnan(self.upper[j]):
                 return ("general", None, None, np.inf)
-            upper = float(state.bmin[j])
+            upper = float(self.upper[j])
         bchild = self._child(prefix, plan, k2) if tie and k2 is not None else None
         if shift == 0 and self.exact[j]:
             v = bits_value(child)

@@ -26,6 +26,7 @@ from keras_biasinit.stats._keys import to_keys
 from keras_biasinit.stats._radix import RADIX_BIN_BYTES
 from keras_biasinit.stats._radix import RadixPlan
 from keras_biasinit.stats._radix import float32_rows
+from keras_biasinit.stats._radix import flush_elements
 from keras_biasinit.stats._radix import radix_bits
 from keras_biasinit.stats.state import Arrays
 from keras_biasinit.stats.state import scalar
@@ -57,7 +58,7 @@ class RadixState:
         self._ys: List[np.ndarray] = []
         self._ws: List[np.ndarray] = []
         self._buffered, self._buffer_weighted = 0, False
-        self._flush_at = max(256, min(4 * d * nb, meter.budget // 32 // 24))
+        self._flush_at = flush_elements(meter.budget)
         self.rows_per_chunk = chunk_rows(meter.budget, d)
         self._offsets = (np.arange(d, dtype=np.intp) * nb)[None, :]
         # Bins and buffer; a later pass also its chunks (pass 1's `FirstPass`
@@ -120,10 +121,15 @@ class RadixState:
         plan, bits = self.plan, y32.view(np.uint32)
         mask = np.uint32(plan.bins - 1)
         if plan.prefix is None:
-            ids = (bits >> np.uint32(32 - plan.bits)).astype(np.intp)
-            if plan.columns > 1:
-                ids += self._offsets
-            self._buffer(ids.reshape(-1), y.reshape(-1), w, y32.shape)
+            if plan.columns == 1:
+                ids = (bits.reshape(-1) >> np.uint32(32 - plan.bits)).astype(np.intp)
+                self._buffer(ids, y.reshape(-1), w)
+                return
+            # Column by column (transposed): each column's bins stay in cache.
+            ids = (bits.T >> np.uint32(32 - plan.bits)).astype(np.intp, order="C")
+            ids += self._offsets.T
+            self._buffer(ids.reshape(-1), y.T.reshape(-1),
+                         None if w is None else np.tile(w, plan.columns))
             return
         shift, step = np.uint32(plan.shift), np.uint32(plan.shift - plan.bits)
         if plan.columns == 1:  # 1-D: cheaper selections
@@ -138,12 +144,12 @@ class RadixState:
             top = bits >> shift
             if plan.bprefix is not None:
                 self._add_b(*np.nonzero(top == plan.bprefix), y)
-            rows, cols = np.nonzero(top == plan.prefix)
+            cols, rows = np.nonzero((top == plan.prefix).T)  # column by column
             ids = ((bits[rows, cols] >> step) & mask).astype(np.intp)
             ids += cols * plan.bins
             values = y[rows, cols]
         self._buffer(ids, values if self.total is not None else None,
-                     None if w is None else w[rows], None)
+                     None if w is None else w[rows])
 
     def _add_b(self, rows, cols, y) -> None:
         """Window B: the smallest value and the rows, per column."""
@@ -153,13 +159,12 @@ class RadixState:
             np.minimum.at(self.bmin, cols, values)
             np.add.at(self.bcount, cols, 1)
 
-    def _buffer(self, ids, y, w, shape) -> None:
+    def _buffer(self, ids, y, w) -> None:
+        """Bin ids (with their values and weights, one per id) to count."""
         weighted = w is not None
         if weighted != self._buffer_weighted and self._buffered:
             self._flush()
         self._buffer_weighted = weighted
-        if weighted and shape is not None and shape[1] > 1:
-            w = np.repeat(w, shape[1])  # one weight per (row, column)
         self._ids.append(ids)
         if y is not None:
             self._ys.append(y)

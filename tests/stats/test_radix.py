@@ -4,6 +4,8 @@ References are independent: `np.median` / `np.quantile` of the float64 values,
 and for integer weights `np.median` of the values repeated weight times.
 """
 
+import tracemalloc
+
 import numpy as np
 import pytest
 
@@ -13,8 +15,8 @@ from keras_biasinit.stats._radix_state import new_histogram
 from keras_biasinit.stats._budget import MemoryMeter
 from tests.stats._batches import split
 
-BUDGET = 8 * 2**20  # 16-bit digits for one column; 200k float32 rows do not fit
-N = 600_000  # 4.8 MB of float64: over the budget
+BUDGET = 24 * 2**20  # 16-bit digits for one column
+N = 1_700_000  # 13.6 MB of float64: over the budget (about twice that in memory)
 
 
 def _median(y, **kw):
@@ -85,7 +87,7 @@ def test_float64_targets_need_at_most_four_passes(rng):
 
 def test_columns_resolve_together(rng):
     y = (rng.standard_t(3, size=(40_000, 20)) + np.arange(20)).astype(np.float32)
-    result = weighted_median(split(y, size=4096), memory_budget=2**20)
+    result = weighted_median(split(y, size=4096), memory_budget=4 * 2**20)
     np.testing.assert_array_equal(result.median,
                                   np.median(y.astype(np.float64), axis=0))
 
@@ -109,3 +111,25 @@ def test_pass_one_histograms_merge_to_the_union(rng):
     np.testing.assert_array_equal(merged.count, whole.count)
     np.testing.assert_allclose(merged.weights(), whole.weights(), rtol=1e-12)
     np.testing.assert_allclose(merged.total, whole.total, rtol=1e-12, atol=1e-9)
+
+
+def test_traced_peak_within_budget(cases):
+    batches = split(cases["normal"], size=8192)
+    weighted_median(batches, memory_budget=BUDGET)  # one-time caches: not ours
+    tracemalloc.start()
+    try:
+        result = weighted_median(batches, memory_budget=BUDGET)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert result.passes == 2 and peak <= BUDGET and result.peak_bytes <= BUDGET
+
+
+def test_a_tie_resolved_early_is_kept_over_later_passes(rng):
+    # 8 columns in 1 MiB: 8-bit digits, 4 passes; the value after the middle
+    # one may be found in pass 2 (window B), and the later passes must keep it.
+    y = rng.standard_t(3, size=(40_000, 8)).astype(np.float32)
+    result = weighted_median(split(y, size=256), memory_budget=2**20)
+    assert result.passes == 4
+    np.testing.assert_array_equal(result.median,
+                                  np.median(y.astype(np.float64), axis=0))
