@@ -29,7 +29,6 @@ from keras_biasinit.stats._radix import float32_rows
 from keras_biasinit.stats._radix import flush_elements
 from keras_biasinit.stats._radix import radix_bits
 from keras_biasinit.stats.state import Arrays
-from keras_biasinit.stats.state import scalar
 
 _FIELDS = ("count", "weight", "total", "bmin", "bcount")
 

@@ -21,15 +21,21 @@ How it is computed (`memory_budget` bytes, default 256 MiB; see
 - Data whose in-memory solve fits the budget (about twice the float64 data, a
   little more with weights): one pass, buffered, then `np.median` /
   `np.partition` (or the sorted cumulative weights).
-- Otherwise, over a re-iterable input, typically three passes: (1) count,
-  weight, min and max per column; (2) two histograms per column (up to 32,768
-  bins each, one even in the order-preserving float keys, one even in value)
-  that show which bin the quantile falls in (and the next bin, if it may fall
-  exactly on a boundary); (3) the values of that bracket are collected exactly
-  (duplicates merged) while the rows below and above enter through their
-  weight and their summed distance to the bracket. A bracket too large for the
-  budget (heavily tied or adversarial data) is binned again first: one more
-  pass per refinement, never an approximate answer.
+- Otherwise, over a re-iterable input, a radix select (`_radix`; XGBoost's
+  `RadixSelect`, dmlc/xgboost#12557): pass 1 counts, per column, the weight
+  and `sum w y` of each value of the high 16 bits of the float32 bit pattern
+  (2^16 bins); pass 2 does the same for the low 16 bits, only for the values
+  of the bin that holds the rank `q W` (and keeps the smallest value of the
+  next bin, for a tie on its edge). For float32 targets the bins of pass 2
+  are single values: the quantile is exact in 2 passes, and
+  `sum w |y - b|` comes from the bins' exact sums. With many columns the bins
+  are fewer (`memory_budget / 4` holds them: 1000 columns in 256 MiB take
+  9-bit digits, 4 passes). Float64 targets are binned by their float32
+  rounding; the values of the bin holding the rank (its float64 range) are
+  then collected exactly, or binned again first if too many for the budget:
+  3 or 4 passes. Budgets under 1 MiB use the general passes: two histograms
+  per column (even in order-preserving float keys and in value), then the
+  bracket's values collected, typically 3 passes. Never an approximate answer.
 - A one-shot iterator (a generator) whose data exceed the budget cannot be read
   again: ValueError, asking for a re-iterable dataset or a larger budget.
 """
