@@ -14,6 +14,7 @@ from keras_biasinit.stats import weighted_quantile
 from keras_biasinit.stats._radix_state import new_histogram
 from keras_biasinit.stats._budget import MemoryMeter
 from tests.stats._batches import split
+from tests.stats._shards import run_sharded
 
 BUDGET = 24 * 2**20  # 16-bit digits for one column
 N = 1_700_000  # 13.6 MB of float64: over the budget (about twice that in memory)
@@ -133,3 +134,28 @@ def test_a_tie_resolved_early_is_kept_over_later_passes(rng):
     assert result.passes == 4
     np.testing.assert_array_equal(result.median,
                                   np.median(y.astype(np.float64), axis=0))
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_shards_through_a_reducer_equal_the_whole_exactly(rng, weighted):
+    # 1 MiB: the radix passes (2 columns: 10-bit digits, 4 passes), merged
+    # over three shards.
+    y = np.column_stack([rng.standard_t(3, 90_001) * 4 + 100,
+                         rng.integers(0, 7, 90_001)]).astype(np.float32)
+    w = rng.integers(1, 4, len(y)) * 0.5 if weighted else None
+    whole = weighted_median(split(y, w, size=4096), memory_budget=2**20)
+    edges = [0, 27_000, 50_000, len(y)]
+    shards = [split(y[a:b], None if w is None else w[a:b], size=4096)
+              for a, b in zip(edges[:-1], edges[1:])]
+    results, reducers = run_sharded(
+        lambda b, r: weighted_median(b, memory_budget=2**20, reducer=r), shards)
+    expanded = y.astype(np.float64) if w is None else np.repeat(
+        y.astype(np.float64), (2 * w).astype(int), axis=0)
+    assert whole.median.tolist() == np.median(expanded, axis=0).tolist()
+    for result in results:
+        assert not isinstance(result, Exception), result
+        assert result.passes == whole.passes == 4
+        assert result.median.tolist() == whole.median.tolist()
+        np.testing.assert_allclose(result.mean_absolute_deviation,
+                                   whole.mean_absolute_deviation, rtol=1e-12)
+    assert all(r.merges == whole.passes + 1 for r in reducers)
