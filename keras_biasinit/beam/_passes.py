@@ -33,6 +33,7 @@ from keras_biasinit.stats._first_pass import FirstPass
 from keras_biasinit.stats._first_pass import InMemory
 from keras_biasinit.stats._first_pass import Summary
 from keras_biasinit.stats._pass_state import PassState
+from keras_biasinit.stats._mixed_pass import new_pass_state
 from keras_biasinit.stats._plan import Plan
 
 
@@ -75,7 +76,8 @@ def step(merged: Optional[PassState], progress: Progress) -> Progress:
     progress = copy.deepcopy(progress)  # a side input: never change it in place
     plan, meter, search = progress.plan, progress.meter, progress.search
     if merged is None:  # no row read: the check in `result` reports it
-        merged = PassState(plan, progress.first, meter, search.name, hold=False)
+        merged = new_pass_state(plan, progress.first, meter, search.name,
+                                hold=False)
     result = merged.result()
     progress.passes += 1
     meter.hold(analysis_bytes(meter.budget, plan.windows, plan.bins))
@@ -93,8 +95,9 @@ class PassCombineFn(beam.CombineFn):
     def create_accumulator(self, progress: Progress) -> Optional[PassState]:
         if progress.plan is None:  # solved: nothing to read
             return None
-        return PassState(progress.plan, progress.first,
-                         MemoryMeter(progress.meter.budget), progress.search.name)
+        return new_pass_state(progress.plan, progress.first,
+                              MemoryMeter(progress.meter.budget),
+                              progress.search.name)
 
     def add_input(self, state: Optional[PassState], batch, progress: Progress
                   ) -> Optional[PassState]:

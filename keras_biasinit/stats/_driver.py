@@ -26,8 +26,9 @@ from keras_biasinit.stats._first_pass import Batch
 from keras_biasinit.stats._first_pass import FirstPass
 from keras_biasinit.stats._first_pass import InMemory
 from keras_biasinit.stats._first_pass import Summary
-from keras_biasinit.stats._pass_state import PassState
+from keras_biasinit.stats._mixed_pass import new_pass_state
 from keras_biasinit.stats._plan import PassResult
+from keras_biasinit.stats._radix_state import new_histogram
 from keras_biasinit.stats._plan import Plan
 from keras_biasinit.stats.state import Reducer
 from keras_biasinit.stats.state import read_pass
@@ -81,7 +82,8 @@ def first_pass_state(search: Search, memory_budget: int,
     alongside other statistics, then to hand to `finish_search`)."""
     meter = MemoryMeter(check_budget(memory_budget))
     return FirstPass(name=search.name, meter=meter,
-                     in_memory_bytes=search.in_memory_bytes, reiterable=reiterable)
+                     in_memory_bytes=search.in_memory_bytes, reiterable=reiterable,
+                     radix=new_histogram if getattr(search, "radix", False) else None)
 
 
 def finish_search(batches: Iterable[Batch], search: Search, first: FirstPass,
@@ -101,7 +103,7 @@ def finish_search(batches: Iterable[Batch], search: Search, first: FirstPass,
                 f"Internal error: the {search.name} did not converge in "
                 f"{MAX_PASSES} passes. Please report it."
             )
-        state = PassState(plan, data, meter, search.name)
+        state = new_pass_state(plan, data, meter, search.name)
         result = run_pass(batches, state, reducer).result()
         meter.hold(analysis_bytes(meter.budget, plan.windows, plan.bins))
         plan = search.step(result, plan, meter)

@@ -209,8 +209,13 @@ class FirstPass:
     """
 
     def __init__(self, *, name: str, meter: MemoryMeter,
-                 in_memory_bytes: SizeRule, reiterable: bool = True) -> None:
+                 in_memory_bytes: SizeRule, reiterable: bool = True,
+                 radix: Optional[Callable] = None) -> None:
         self.name = name
+        #: `radix(columns, meter, name, hold)`: a radix histogram (`_radix`) to
+        #: summarise into, or None.
+        self.radix = radix
+        self.histogram = None  # that `RadixState`, once summarising
         self.meter = meter
         self.in_memory_bytes = in_memory_bytes
         self.reiterable = reiterable
@@ -229,6 +234,8 @@ class FirstPass:
         return self.in_memory_bytes(rows, columns, weighted) <= self.meter.budget
 
     def size(self) -> Size:
+        if self.histogram is not None:
+            self.summary = self.histogram.summary
         return Size(self.summary.rows, self.columns or 0, self.summary.weighted,
                     self.reiterable)
 
@@ -241,6 +248,9 @@ class FirstPass:
         if not self.buffering:
             step = chunk_rows(self.meter.budget, self.columns)
             for chunk, chunk_w in chunks(values, weights, step):
+                if self.histogram is not None:
+                    self.histogram.update(chunk, chunk_w)
+                    continue
                 y = as_columns(chunk)
                 self.summary.update(y, check_weights(chunk_w, y.shape[0]))
             return self
@@ -275,9 +285,17 @@ class FirstPass:
         step = chunk_rows(self.meter.budget, columns)
         self.meter.hold(step * columns * CHUNK_BYTES_PER_ELEMENT)
         summary = Summary(weighted=self.summary.weighted)
+        self.histogram = (self.radix(columns, self.meter, self.name)
+                          if self.radix else None)
         for yb, wb in zip(self.ys, self.ws):
             for y, w in chunks(yb, wb, step):
-                summary.update(y, w)
+                if self.histogram is None:
+                    summary.update(y, w)
+                else:
+                    self.histogram.update(y, w)
+        if self.histogram is not None:
+            self.histogram.weighted |= self.summary.weighted
+            summary = self.histogram.summary
         self.summary, self.ys, self.ws = summary, None, []
         self.meter.release(self.held)
         self.held = 0
@@ -296,26 +314,39 @@ class FirstPass:
             return self
         other.stop_buffering()
         self.stop_buffering()
+        if self.histogram is not None:
+            self.histogram.merge(other.histogram)
+            return self
         self.summary.merge(other.summary)
         return self
 
     def to_arrays(self) -> Arrays:
+        if self.histogram is not None:
+            self.summary = self.histogram.summary
         arrays = self.summary.to_arrays()
         arrays["columns"] = scalar(self.columns or 0)
         arrays["buffering"] = scalar(int(self.buffering))
         y, w = self._buffer() if self.buffering else (np.zeros((0, 1)), None)
         arrays["y"] = y
         arrays["w"] = np.zeros(0) if w is None else w
+        if self.histogram is not None:
+            arrays.update(("radix_" + k, v) for k, v in
+                          self.histogram.to_arrays().items())
         return arrays
 
     def from_arrays(self, arrays: Arrays) -> "FirstPass":
         state = FirstPass(name=self.name, meter=self.meter,
                           in_memory_bytes=self.in_memory_bytes,
-                          reiterable=self.reiterable)
+                          reiterable=self.reiterable, radix=self.radix)
         state.columns = int(arrays["columns"][0]) or None
         state.summary = Summary.from_arrays(arrays)
         if not arrays["buffering"][0]:
             state.ys = None
+            if "radix_count" in arrays:
+                radix = {k[6:]: v for k, v in arrays.items() if k[:6] == "radix_"}
+                state.histogram = self.radix(state.columns, self.meter, self.name,
+                                             hold=False).from_arrays(radix)
+                state.summary = state.histogram.summary
         elif state.summary.rows:
             y = np.array(arrays["y"], np.float64).reshape(-1, state.columns)
             w = np.array(arrays["w"], np.float64) if state.summary.weighted else None
@@ -325,6 +356,9 @@ class FirstPass:
 
     def result(self):
         """`InMemory` if every row was kept, else the `Summary`."""
+        if self.histogram is not None:
+            self.summary = self.histogram.result().summary
+            self.summary.radix = self.histogram
         if self.summary.rows == 0:
             raise ValueError(
                 f"The data is empty: there is no row to take the {self.name} of."
@@ -346,3 +380,4 @@ class FirstPass:
     def _hold(self, nbytes: int) -> None:
         self.held += nbytes
         self.meter.hold(nbytes)
+

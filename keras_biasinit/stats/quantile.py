@@ -21,15 +21,21 @@ How it is computed (`memory_budget` bytes, default 256 MiB; see
 - Data whose in-memory solve fits the budget (about twice the float64 data, a
   little more with weights): one pass, buffered, then `np.median` /
   `np.partition` (or the sorted cumulative weights).
-- Otherwise, over a re-iterable input, typically three passes: (1) count,
-  weight, min and max per column; (2) two histograms per column (up to 32,768
-  bins each, one even in the order-preserving float keys, one even in value)
-  that show which bin the quantile falls in (and the next bin, if it may fall
-  exactly on a boundary); (3) the values of that bracket are collected exactly
-  (duplicates merged) while the rows below and above enter through their
-  weight and their summed distance to the bracket. A bracket too large for the
-  budget (heavily tied or adversarial data) is binned again first: one more
-  pass per refinement, never an approximate answer.
+- Otherwise, over a re-iterable input, a radix select (`_radix`; XGBoost's
+  `RadixSelect`, dmlc/xgboost#12557): pass 1 counts, per column, the weight
+  and `sum w y` of each value of the high 16 bits of the float32 bit pattern
+  (2^16 bins); pass 2 does the same for the low 16 bits, only for the values
+  of the bin that holds the rank `q W` (and keeps the smallest value of the
+  next bin, for a tie on its edge). For float32 targets the bins of pass 2
+  are single values: the quantile is exact in 2 passes, and
+  `sum w |y - b|` comes from the bins' exact sums. With many columns the bins
+  are fewer (`memory_budget / 4` holds them: 1000 columns in 256 MiB take
+  9-bit digits, 4 passes). Float64 targets are binned by their float32
+  rounding; the values of the bin holding the rank (its float64 range) are
+  then collected exactly, or binned again first if too many for the budget:
+  3 or 4 passes. Budgets under 1 MiB use the general passes: two histograms
+  per column (even in order-preserving float keys and in value), then the
+  bracket's values collected, typically 3 passes. Never an approximate answer.
 - A one-shot iterator (a generator) whose data exceed the budget cannot be read
   again: ValueError, asking for a re-iterable dataset or a larger budget.
 """
@@ -50,7 +56,11 @@ from keras_biasinit.stats._keys import from_keys
 from keras_biasinit.stats._keys import to_keys
 from keras_biasinit.stats._plan import BIN
 from keras_biasinit.stats._plan import COLLECT
+from keras_biasinit.stats._plan import IDLE
 from keras_biasinit.stats._plan import Plan
+from keras_biasinit.stats._mixed_pass import MixedPlan
+from keras_biasinit.stats._radix_select import RadixSelect
+from keras_biasinit.stats._radix_select import next_radix_plan
 from keras_biasinit.stats.state import Reducer
 
 Batch = Tuple[np.ndarray, Optional[np.ndarray]]
@@ -199,6 +209,9 @@ class QuantileSearch:
         return QuantileResult(value, self.q, absolute / n, (absolute + signed) / 2 / n,
                               int(n), total, 1, meter.peak)
 
+    #: Pass 1 also histograms the float32 bits (`_radix`): 2 passes in all.
+    radix = True
+
     def start(self, first, meter) -> Optional[Plan]:
         d = first.kmin.shape[0]
         self.weighted = first.weighted
@@ -206,12 +219,60 @@ class QuantileSearch:
         self.below, self.above = np.zeros(d), np.zeros(d)
         self.done = first.kmin == first.kmax  # constant columns: the value
         self.full = [(int(first.kmin[j]), int(first.kmax[j])) for j in range(d)]
+        histogram = getattr(first, "radix", None)
+        if histogram is not None:
+            self.descent = RadixSelect(self.q, histogram, first.weighted)
+            self.descent.collect_room = collect_capacity(meter.budget)
+            outcomes = self.descent.step(histogram)
+            first.radix = None  # read: its memory is free for the next pass
+            meter.release(histogram.held)
+            return self._mixed(outcomes, histogram.plan, [], meter)
         plan = Plan(d, bins_per_window(meter.budget, d, 1), windows=1)
         for j in np.flatnonzero(~self.done):
             plan.set(j, BIN, [self.full[j]])
         return None if self.done.all() else plan
 
+    def _mixed(self, outcomes, radix_plan, wanted, meter) -> Optional[MixedPlan]:
+        """The next pass from the radix descent's `outcomes` and the general
+        columns' `wanted` windows."""
+        descend = {}
+        for j, outcome in outcomes.items():
+            if self.done[j]:
+                continue
+            if outcome[0] == "done":
+                self.value[j], self.below[j], self.above[j] = outcome[1:]
+                self.done[j] = True
+            elif outcome[0] == "radix":
+                descend[j] = outcome[1:]
+            else:
+                low, high, cost = outcome[1:]
+                window = self.full[j] if low is None else (
+                    int(to_keys(np.array([low]))[0]), int(to_keys(np.array([high]))[0]))
+                wanted.append((cost, j, window))
+        if self.done.all():
+            return None
+        d = self.done.shape[0]
+        radix = None if not descend else next_radix_plan(
+            d, self.descent.bits, radix_plan.shift - radix_plan.bits, descend)
+        general = None
+        if wanted:
+            general = self._general_plan(wanted, bins_per_window(meter.budget, d, 1),
+                                         meter)
+        return MixedPlan(radix, general)
+
     def step(self, result, plan, meter) -> Optional[Plan]:
+        if isinstance(plan, MixedPlan):
+            wanted = [] if plan.general is None else self._general_step(
+                result.general, plan.general)
+            outcomes = {} if result.radix is None else self.descent.step(result.radix)
+            return self._mixed(outcomes, plan.radix, wanted, meter)
+        wanted = self._general_step(result, plan)
+        if self.done.all():
+            return None
+        return self._general_plan(wanted, plan.bins, meter)
+
+    def _general_step(self, result, plan) -> list:
+        """Reads a general pass; returns the (cost, column, window) wanted next."""
         wanted = []  # (cost, column, window)
         for j in np.flatnonzero(~self.done):
             if plan.mode[j] == COLLECT:
@@ -221,11 +282,12 @@ class QuantileSearch:
                 else:
                     self.value[j], self.below[j], self.above[j] = solved
                     self.done[j] = True
-            else:
+            elif plan.mode[j] != IDLE:
                 wanted.append(self._bracket(result, j))
-        if self.done.all():
-            return None
-        new = Plan(plan.columns, plan.bins, windows=1)
+        return wanted
+
+    def _general_plan(self, wanted, bins: int, meter) -> Plan:
+        new = Plan(self.done.shape[0], bins, windows=1)
         room = collect_capacity(meter.budget)
         for cost, j, window in sorted(wanted, key=lambda item: item[0]):
             mode = COLLECT if cost <= room else BIN
