@@ -17,10 +17,17 @@ import keras
 
 from keras_biasinit.best_constant import searched
 from keras_biasinit.best_constant._state import Composite
+from keras_biasinit.best_constant._state import RowsPerExample
+from keras_biasinit.best_constant.counting import check_single_output
+from keras_biasinit.best_constant.counting import loss_elements
+from keras_biasinit.best_constant.counting import per_example
 from keras_biasinit.data.outputs import read_outputs
+from keras_biasinit.data.progress import _print
+from keras_biasinit.data.progress import resolve_verbose
 from keras_biasinit.distribute import reducer_for
 from keras_biasinit.heads import find_heads
 from keras_biasinit.initializers import BiasInitializer
+from keras_biasinit.output_masks import output_masks
 from keras_biasinit.stats import DEFAULT_MEMORY_BUDGET
 
 __all__ = ["adapt_output_bias"]
@@ -40,12 +47,30 @@ def _one_pass(source, states, reducer) -> None:
 
 def _finish(states, source, reducer) -> List[BiasInitializer]:
     """Every output's initializer from the states merged over all workers:
-    the one-pass states in one reducer call, then each exact search (which
-    reads its output again only if the union exceeds its memory budget)."""
+    the one-pass states and the row counts in one reducer call, then each
+    exact search (which reads its output again only if the union exceeds
+    its memory budget); each loss per row becomes the loss per example."""
     single = [state for state in states if not searched(state)]
-    merged = iter(reducer(Composite(single)).parts if single else ())
-    return [state.finish(source.output(index), reducer) if searched(state)
-            else next(merged).result() for index, state in enumerate(states)]
+    counts = [RowsPerExample(rows, source.examples) for rows in source.rows]
+    parts = reducer(Composite(single + counts)).parts
+    merged, counts = iter(parts[:len(single)]), parts[len(single):]
+    return [per_example(state.finish(source.output(index), reducer)
+                        if searched(state) else next(merged).result(),
+                        counts[index]) for index, state in enumerate(states)]
+
+
+def _loss_view(model, heads, class_weight, verbose):
+    """Per output how its loss counts elements, and the masks on the outputs
+    (said at `verbose`: what runs on `x` each batch)."""
+    check_single_output(class_weight, heads[0].num_outputs)
+    elements = [loss_elements(head.spec, head.units, f"output '{head.name}'",
+                              class_weight) for head in heads]
+    masks = output_masks(model, [head.index for head in heads])
+    if masks is not None and verbose:
+        _print(
+            "Outputs with a Keras mask: only unmasked elements count; the mask "
+            f"is computed from x each batch by: {masks.describe()}.")
+    return elements, masks
 
 
 def _assign(layer, initializer: BiasInitializer) -> None:
@@ -66,6 +91,7 @@ def adapt_output_bias(
     batched: Optional[bool] = None,
     strategy: Any = None,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    class_weight: Optional[Dict[int, float]] = None,
 ) -> Dict[str, BiasInitializer]:
     """Sets each output's bias to the best constant for its loss, from data.
 
@@ -151,10 +177,13 @@ def adapt_output_bias(
             f"`model` must be a keras.Model. Received: model={type(model).__name__}"
         )
     heads = find_heads(model, loss)
+    elements, masks = _loss_view(model, heads, class_weight, resolve_verbose(
+        verbose, streamed=not isinstance(data, tuple)))
     reducer = reducer_for(strategy)
     source = read_outputs(
         data, [(head.name, head.index) for head in heads], steps=steps,
         batched=batched, verbose=verbose, num_outputs=heads[0].num_outputs,
+        elements=elements, masks=masks,
     )
     source.allow_empty = reducer.distributed  # the union is checked, not a shard
     states = [

@@ -10,6 +10,13 @@ with the same inputs `keras_biasinit.data.read_batches` takes: a
 pipeline, and an unbatched one is batched), a tuple of arrays (one batch), a
 `keras.utils.PyDataset` or any iterable of such tuples (a one-shot generator
 is read once). Only a `tf.data.Dataset` goes through TensorFlow.
+
+Each output's batch becomes the rows its loss counts, weighted as Keras
+weighs them (`keras_biasinit.data.loss_elements`: every sample-weight shape,
+`class_weight`, `ignore_class`, and the output's Keras mask, computed from the
+batch's `x` by `masks` when given; `x` is read only then). Where a loss is
+normalised per batch (a mask or `ignore_class`), a tuple of arrays is read in
+batches of 32 rows, as `fit` and `evaluate` batch it by default.
 """
 
 from __future__ import annotations
@@ -27,7 +34,8 @@ from keras_biasinit.data.datasets import check_cardinality
 from keras_biasinit.data.datasets import check_specs
 from keras_biasinit.data.elements import Batch
 from keras_biasinit.data.elements import _first_rows
-from keras_biasinit.data.elements import _to_batch
+from keras_biasinit.data.loss_elements import LossElements
+from keras_biasinit.data.loss_elements import loss_rows
 from keras_biasinit.data.reading import Batches
 from keras_biasinit.data.reading import _check_steps
 from keras_biasinit.data.reading import iterable_length
@@ -37,6 +45,8 @@ __all__ = ["OneOutput", "OutputBatches", "read_outputs"]
 
 #: An output, as `(name, index)`: its key in a dict `y`, its place in a list.
 Output = Tuple[str, int]
+#: The batch size of `fit` and `evaluate` on arrays, when none is given.
+ARRAY_BATCH_SIZE = 32
 
 
 def _part(structure: Any, output: Output, count: int, what: str) -> Any:
@@ -67,6 +77,11 @@ def _part(structure: Any, output: Output, count: int, what: str) -> Any:
     return structure
 
 
+def _features(element: Any) -> Any:
+    """The `x` of an `(x, y[, w])` element."""
+    return element[0] if isinstance(element, tuple) else None
+
+
 def _select(element: Any, outputs: Sequence[Output],
             n: int) -> List[Tuple[Any, Any]]:
     """Per output, `(values, weights-or-None)` from one `(x, y[, w])` element
@@ -88,13 +103,26 @@ def _select(element: Any, outputs: Sequence[Output],
 
 class OutputBatches(Batches):
     """A source of per-output NumPy batches: each step a list of
-    `(values, weights)`, one per output. One `iter()` is one pass, with the
-    progress bar, the one-shot and the empty-data checks of
-    `keras_biasinit.data.Batches` (`allow_empty`, `reiterable`, `passes`)."""
+    `(rows, weights)`, one per output, as its loss counts them. One `iter()`
+    is one pass, with the progress bar, the one-shot and the empty-data
+    checks of `keras_biasinit.data.Batches` (`allow_empty`, `reiterable`,
+    `passes`). After the first pass, `rows[i]` is how many rows output `i`
+    was given and `examples` how many examples were read."""
 
-    def _convert(self, parts, _):
-        batches = [_to_batch(values, weights) for values, weights in parts]
-        return batches, batches[0][0].shape[0]
+    def setup(self, elements: Sequence[LossElements], masks=None) -> "OutputBatches":
+        self._elements, self._masks = list(elements), masks
+        self.rows, self.examples = np.zeros(len(self._elements)), 0
+        return self
+
+    def _convert(self, parts, x):
+        masks = self._masks(x) if self._masks is not None else [None] * len(parts)
+        converted = [loss_rows(values, weights, mask, elements) for
+                     (values, weights), mask, elements in zip(parts, masks,
+                                                               self._elements)]
+        if self.passes == 1:
+            self.rows += [len(rows) for rows, _, _ in converted]
+            self.examples += converted[0][2]
+        return [(rows, weights) for rows, weights, _ in converted], converted[0][2]
 
     def output(self, index: int,
                transform: Optional[Callable[[Batch], Batch]] = None) -> "OneOutput":
@@ -121,7 +149,7 @@ class OneOutput:
             yield batch if self.transform is None else self.transform(batch)
 
 
-def _dataset(data: tf.data.Dataset, outputs, n, steps, batched, verbose):
+def _dataset(data: tf.data.Dataset, outputs, n, steps, batched, verbose, with_x):
     """Every output's targets selected inside the pipeline, as
     `keras_biasinit.data.datasets.pass_dataset` does for one target."""
     check_cardinality(data, steps)
@@ -132,9 +160,11 @@ def _dataset(data: tf.data.Dataset, outputs, n, steps, batched, verbose):
     batched = check_batched(batched, data, parts[0][0])
 
     def pick(*element):
-        picked = _select(element if len(element) > 1 else element[0], outputs, n)
-        return tuple(v for v, _ in picked), tuple(w for _, w in picked
-                                                  if w is not None)
+        element = element if len(element) > 1 else element[0]
+        picked = _select(element, outputs, n)
+        values = tuple(v for v, _ in picked)
+        weights = tuple(w for _, w in picked if w is not None)
+        return (values, weights, element[0]) if with_x else (values, weights)
 
     ds = data.take(steps) if steps is not None else data
     total = int(ds.cardinality())
@@ -144,15 +174,49 @@ def _dataset(data: tf.data.Dataset, outputs, n, steps, batched, verbose):
     ds = ds.prefetch(tf.data.AUTOTUNE)
 
     def make_iterator():
-        for values, weights in ds.as_numpy_iterator():
+        for values, weights, *x in ds.as_numpy_iterator():
             given = iter(weights)
             parts = [(v, next(given) if has else None)
                      for v, has in zip(values, weighted)]
-            yield parts, None, 1 if batched else np.shape(values[0])[0]
+            yield parts, x[0] if x else None, 1 if batched else np.shape(
+                values[0])[0]
 
     return OutputBatches(make_iterator, reiterable=True,
                          total=total if total >= 0 else None,
                          unit="batch" if batched else "example", verbose=verbose)
+
+
+def _slice(structure: Any, rows: slice) -> Any:
+    """`rows` of every array in `x` (an array, or a dict/list/tuple of them)."""
+    if isinstance(structure, collections.abc.Mapping):
+        return {key: _slice(value, rows) for key, value in structure.items()}
+    if isinstance(structure, (list, tuple)):
+        return type(structure)(_slice(value, rows) for value in structure)
+    return None if structure is None else np.asarray(structure)[rows]
+
+
+def _arrays(data: tuple, outputs, n, steps, per_batch: bool, verbose):
+    """One batch of arrays; in batches of `ARRAY_BATCH_SIZE` rows where the
+    loss is normalised per batch (as `fit` and `evaluate` batch them)."""
+    parts = _select(data, outputs, n)
+    x = data[0]
+    if steps is not None:
+        parts = [(_first_rows(v, steps), _first_rows(w, steps)) for v, w in parts]
+        x = _slice(x, slice(0, steps))
+    size = np.shape(parts[0][0])[0] if np.ndim(parts[0][0]) else 1
+    step = ARRAY_BATCH_SIZE if per_batch else max(size, 1)
+    starts = range(0, max(size, 1), step)
+
+    def batches():
+        for start in starts:
+            rows = slice(start, start + step)
+            yield ([(_slice(v, rows), None if w is None or np.ndim(w) == 0
+                     else _slice(w, rows)) for v, w in parts]
+                   if len(starts) > 1 else parts), (
+                _slice(x, rows) if len(starts) > 1 else x), 1
+
+    return OutputBatches(batches, reiterable=True, total=len(starts),
+                         verbose=verbose)
 
 
 def read_outputs(
@@ -163,6 +227,8 @@ def read_outputs(
     batched: Optional[bool] = None,
     verbose: Union[str, int] = "auto",
     num_outputs: Optional[int] = None,
+    elements: Optional[Sequence[LossElements]] = None,
+    masks: Optional[Callable[[Any], List[Optional[np.ndarray]]]] = None,
 ) -> OutputBatches:
     """Reads every output's targets (and weights) from `data` in one pass.
 
@@ -177,6 +243,11 @@ def read_outputs(
         verbose: `"auto"`, 0, 1 or 2. Defaults to "auto".
         num_outputs: how many outputs the model has (the length of a list
             `y`). Defaults to None: `len(outputs)`.
+        elements: per output, how its loss counts its elements (ids, class
+            weights, `ignore_class`). Defaults to None: `LossElements()` each.
+        masks: a function of a batch's `x` giving each output's Keras mask
+            (or None), e.g. `keras_biasinit.output_masks.OutputMasks`.
+            Defaults to None: no masks, and `x` is not read.
 
     Example:
 
@@ -189,18 +260,15 @@ def read_outputs(
     verbose = resolve_verbose(verbose, streamed=not isinstance(data, tuple))
     outputs = list(outputs)
     n = len(outputs) if num_outputs is None else int(num_outputs)
+    elements = list(elements or [LossElements()] * len(outputs))
+    per_batch = masks is not None or any(e.ignore_class is not None
+                                         for e in elements)
     if isinstance(data, tf.data.Dataset):
-        return _dataset(data, outputs, n, steps, batched, verbose)
-    if isinstance(data, tuple):
-        parts = _select(data, outputs, n)
-        if steps is not None:
-            parts = [(_first_rows(v, steps), _first_rows(w, steps)) for v, w in parts]
-
-        def one():
-            yield parts, None, 1
-
-        return OutputBatches(one, reiterable=True, total=1, verbose=verbose)
-    if isinstance(data, (str, bytes, np.ndarray, collections.abc.Mapping)) or \
+        source = _dataset(data, outputs, n, steps, batched, verbose,
+                          masks is not None)
+    elif isinstance(data, tuple):
+        source = _arrays(data, outputs, n, steps, per_batch, verbose)
+    elif isinstance(data, (str, bytes, np.ndarray, collections.abc.Mapping)) or \
             not isinstance(data, collections.abc.Iterable):
         raise TypeError(
             f"Unsupported data of type {type(data).__name__}: pass what "
@@ -208,11 +276,13 @@ def read_outputs(
             "(x, y[, sample_weight]) batches, a tuple (x, y[, sample_weight]) of "
             "arrays, or an iterable of such tuples."
         )
-    length = iterable_length(data, steps)
+    else:
+        length = iterable_length(data, steps)
 
-    def many():
-        for element in itertools.islice(data, steps):
-            yield _select(element, outputs, n), None, 1
+        def many():
+            for element in itertools.islice(data, steps):
+                yield _select(element, outputs, n), _features(element), 1
 
-    return OutputBatches(many, reiterable=not isinstance(
-        data, collections.abc.Iterator), total=length, verbose=verbose)
+        source = OutputBatches(many, reiterable=not isinstance(
+            data, collections.abc.Iterator), total=length, verbose=verbose)
+    return source.setup(elements, masks)
