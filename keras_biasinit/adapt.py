@@ -18,16 +18,13 @@ import keras
 from keras_biasinit.best_constant import searched
 from keras_biasinit.best_constant._state import Composite
 from keras_biasinit.best_constant._state import RowsPerExample
-from keras_biasinit.best_constant.counting import check_single_output
-from keras_biasinit.best_constant.counting import loss_elements
 from keras_biasinit.best_constant.counting import per_example
 from keras_biasinit.data.outputs import read_outputs
-from keras_biasinit.data.progress import _print
 from keras_biasinit.data.progress import resolve_verbose
 from keras_biasinit.distribute import reducer_for
 from keras_biasinit.heads import find_heads
 from keras_biasinit.initializers import BiasInitializer
-from keras_biasinit.output_masks import output_masks
+from keras_biasinit.loss_view import loss_view
 from keras_biasinit.stats import DEFAULT_MEMORY_BUDGET
 
 __all__ = ["adapt_output_bias"]
@@ -57,20 +54,6 @@ def _finish(states, source, reducer) -> List[BiasInitializer]:
     return [per_example(state.finish(source.output(index), reducer)
                         if searched(state) else next(merged).result(),
                         counts[index]) for index, state in enumerate(states)]
-
-
-def _loss_view(model, heads, class_weight, verbose):
-    """Per output how its loss counts elements, and the masks on the outputs
-    (said at `verbose`: what runs on `x` each batch)."""
-    check_single_output(class_weight, heads[0].num_outputs)
-    elements = [loss_elements(head.spec, head.units, f"output '{head.name}'",
-                              class_weight) for head in heads]
-    masks = output_masks(model, [head.index for head in heads])
-    if masks is not None and verbose:
-        _print(
-            "Outputs with a Keras mask: only unmasked elements count; the mask "
-            f"is computed from x each batch by: {masks.describe()}.")
-    return elements, masks
 
 
 def _assign(layer, initializer: BiasInitializer) -> None:
@@ -103,6 +86,21 @@ def adapt_output_bias(
     The loss is read with its parameters (`label_smoothing`, `from_logits`,
     `gamma`, `alpha`, `apply_class_balancing`, `delta`) and the output's
     activation (a trailing `Activation`/`Softmax` layer, or the layer's own).
+
+    The loss is the one Keras computes (`keras_biasinit.data.loss_elements`):
+    every element of the targets (an example, a time step, a pixel) weighs
+    its sample weight (any shape Keras accepts) times its `class_weight`;
+    elements masked by the output's Keras mask (`Embedding(mask_zero=True)`,
+    `Masking`, ...) or equal to `SparseCategoricalCrossentropy`'s
+    `ignore_class` do not count, and each batch is normalised by the elements
+    left, so that `expected_loss` is what `evaluate` reports on these batches:
+
+        loss = (1 / N) sum_b n_b / V_b sum_{i in b, unmasked} w_i l_i
+
+    (`N` examples, `n_b` in batch `b`, `V_b` unmasked elements in it). The
+    mask is computed on each batch's `x` by the mask's own ops alone; `x` is
+    not read for outputs without a mask. Arrays are then read in batches of
+    32 rows, `fit`'s and `evaluate`'s default.
 
     All outputs are computed in ONE pass over `data` (a one-shot generator
     works), more only for an order statistic over `memory_budget`; nothing
@@ -160,6 +158,11 @@ def adapt_output_bias(
             re-iterable (a one-shot generator over budget is a ValueError);
             the log-cosh root is solved in memory, and over budget is a
             ValueError. Defaults to 256 MiB.
+        class_weight: `fit`'s `{class: weight}`, for a one-output model: each
+            example's (or step's) sample weight is multiplied by the weight of
+            its label's class, the argmax of a label vector or the rounded id
+            (1 for a class not named), as `fit(..., class_weight=...)` does.
+            Defaults to None.
 
     Returns:
         `{output_name: initializer}`, each with `expected_loss`: that output's
@@ -177,7 +180,7 @@ def adapt_output_bias(
             f"`model` must be a keras.Model. Received: model={type(model).__name__}"
         )
     heads = find_heads(model, loss)
-    elements, masks = _loss_view(model, heads, class_weight, resolve_verbose(
+    elements, masks = loss_view(model, heads, class_weight, resolve_verbose(
         verbose, streamed=not isinstance(data, tuple)))
     reducer = reducer_for(strategy)
     source = read_outputs(

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import collections.abc
 import math
-from typing import Any, Optional, Union
+from typing import Any, Dict, Optional, Union
 
 import keras
 import numpy as np
@@ -41,12 +41,18 @@ import numpy as np
 from keras_biasinit.best_constant import identify_loss
 from keras_biasinit.best_constant import made_for
 from keras_biasinit.best_constant import matches
+from keras_biasinit.best_constant._state import RowsPerExample
+from keras_biasinit.best_constant.counting import ID_LOSSES
+from keras_biasinit.best_constant.counting import check_single_output
+from keras_biasinit.best_constant.counting import per_example
 from keras_biasinit.data.outputs import read_outputs
 from keras_biasinit.diagnosis import FIX
 from keras_biasinit.diagnosis import InitLossCheck
 from keras_biasinit.diagnosis import _Context
 from keras_biasinit.diagnosis import diagnose
 from keras_biasinit.heads import find_heads
+from keras_biasinit.loss_view import loss_view
+from keras_biasinit.loss_view import with_class_weight
 
 __all__ = ["InitLossCheck", "verify_loss_at_init"]
 
@@ -93,6 +99,13 @@ def _evaluate(model, dataset, steps, verbose) -> float:
     return float(logs["loss"])
 
 
+def _reads_ids(model) -> bool:
+    """Whether the compiled loss reads integer targets as class ids."""
+    if isinstance(model.loss, (dict, list, tuple)):
+        return False
+    return identify_loss(model.loss).kind in ID_LOSSES
+
+
 def _regularization(model) -> float:
     return sum(float(keras.ops.convert_to_numpy(x)) for x in model.losses)
 
@@ -130,13 +143,17 @@ def _compiled_loss_names(model, head):
     return spec.name, spec.describe() if spec.kind else None
 
 
-def _table_expected(head, dataset, steps) -> float:
+def _table_expected(model, head, dataset, steps, class_weight) -> float:
     """The best constant's loss for the compiled loss, from one pass."""
     state = head.rule.start(head.spec, head.units, head.activation,
                             name=f"output '{head.name}'")
-    for batches in read_outputs(dataset, [(head.name, 0)], steps=steps, verbose=0):
+    elements, masks = loss_view(model, [head], class_weight)
+    source = read_outputs(dataset, [(head.name, 0)], steps=steps, verbose=0,
+                          elements=elements, masks=masks)
+    for batches in source:
         state.update(*batches[0])
-    return float(state.result().expected_loss)
+    counts = RowsPerExample(source.rows[0], source.examples)
+    return float(per_example(state.result(), counts).expected_loss)
 
 
 def _numbers(measured, expected, zero_kernel, reg, reg0, rtol) -> dict:
@@ -151,7 +168,7 @@ def _numbers(measured, expected, zero_kernel, reg, reg0, rtol) -> dict:
     )
 
 
-def _expected_and_context(model, out, dataset, steps, expected):
+def _expected_and_context(model, out, dataset, steps, expected, class_weight):
     """The expected loss, and what the message says about where it came from."""
     initializer = getattr(out, "bias_initializer", None)
     head = _compiled_head(model, out)
@@ -159,7 +176,7 @@ def _expected_and_context(model, out, dataset, steps, expected):
     mismatch = head is not None and made is not None and not matches(
         initializer, head.spec)
     if expected is None and mismatch:
-        expected = _table_expected(head, dataset, steps)
+        expected = _table_expected(model, head, dataset, steps, class_weight)
     if expected is None:
         if getattr(initializer, "expected_loss", None) is None:
             raise ValueError(
@@ -184,6 +201,7 @@ def verify_loss_at_init(
     rtol: float = 0.05,
     layer: Union[str, keras.layers.Layer, None] = None,
     verbose: Union[str, int] = 0,
+    class_weight: Optional[Dict[int, float]] = None,
 ) -> InitLossCheck:
     """Checks a fresh model's loss against the loss its output bias predicts.
 
@@ -242,6 +260,12 @@ def verify_loss_at_init(
             bias initializer gives `expected`. Defaults to None: the last layer
             of `model` with a kernel.
         verbose: passed to `model.evaluate`. Defaults to 0.
+        class_weight: `fit`'s `{class: weight}` for a one-output model: the
+            loss is measured with each example's (or step's) sample weight
+            times the weight of its label's class (the argmax of a label
+            vector, the rounded id otherwise; 1 for classes not named), the
+            loss `fit(..., class_weight=...)` minimises. Pass the same dict
+            to `adapt_output_bias`. Defaults to None.
 
     Returns:
         An `InitLossCheck`: `measured`, `expected`, `gap`, `zero_kernel_loss`,
@@ -275,21 +299,24 @@ def verify_loss_at_init(
         )
     if expected is not None:
         expected = _check_expected(expected)
+    check_single_output(class_weight, len(getattr(model, "outputs", None) or [0]))
+    weighted = with_class_weight(dataset, class_weight, ids=_reads_ids(model))
     # Evaluate first: it builds a model that was not built yet.
-    measured = _evaluate(model, dataset, steps, verbose)
+    measured = _evaluate(model, weighted, steps, verbose)
     if not math.isfinite(measured):
         raise ValueError(
             f"The model's loss at init is {measured}: check the data for NaN/inf "
             "and the output activation against the loss."
         )
     out = _output_layer(model, layer)
-    expected, ctx = _expected_and_context(model, out, dataset, steps, expected)
+    expected, ctx = _expected_and_context(model, out, dataset, steps, expected,
+                                          class_weight)
     reg = _regularization(model)
     kernel = out.kernel
     saved = keras.ops.convert_to_numpy(kernel)
     try:
         kernel.assign(np.zeros_like(saved))
-        zero_kernel = _evaluate(model, dataset, steps, verbose)
+        zero_kernel = _evaluate(model, weighted, steps, verbose)
         reg0 = _regularization(model)
     finally:
         kernel.assign(saved)

@@ -29,7 +29,7 @@ from keras_biasinit.data.loss_elements import LossElements
 from keras_biasinit.data.loss_elements import check_class_weight
 
 #: The losses whose integer targets of any shape are class ids.
-_ID_LOSSES = ("categorical_crossentropy", "sparse_categorical_crossentropy",
+ID_LOSSES = ("categorical_crossentropy", "sparse_categorical_crossentropy",
               "categorical_focal_crossentropy")
 
 
@@ -64,7 +64,7 @@ def loss_elements(spec: LossSpec, units: int, name: str,
     Returns:
         A `keras_biasinit.data.loss_elements.LossElements`.
     """
-    return LossElements(ids=spec.kind in _ID_LOSSES,
+    return LossElements(ids=spec.kind in ID_LOSSES,
                         class_weight=check_class_weight(class_weight),
                         ignore_class=_ignore_class(spec, units, name))
 

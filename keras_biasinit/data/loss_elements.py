@@ -93,23 +93,34 @@ def class_of_labels(y: np.ndarray) -> np.ndarray:
 def _class_weights(y: np.ndarray, class_weight: Mapping[int, float],
                    ids: bool) -> np.ndarray:
     """One class weight per example (or per element of per-step targets)."""
-    if ids and y.dtype.kind in "iu" and y.ndim >= 2 and y.shape[-1] != 1:
+    check_class_weight_shape(y.shape, y.dtype.kind in "iu", ids)
+    classes = class_of_labels(y)
+    found, where = np.unique(classes, return_inverse=True)
+    table = np.asarray([class_weight.get(int(c), 1.0) for c in found], np.float64)
+    return table[where].reshape(classes.shape)
+
+
+def check_class_weight_shape(shape: Tuple, integer: bool, ids: bool) -> None:
+    """Per-step ids `(n, T)` (no trailing axis of 1) cannot take `class_weight`
+    as `fit` reads it: the error says what to do."""
+    y_shape = tuple(shape)
+    if ids and integer and len(y_shape) >= 2 and y_shape[-1] != 1:
         raise ValueError(
-            f"`class_weight` with class ids of shape {y.shape}: Keras's `fit` reads "
+            f"`class_weight` with class ids of shape {y_shape}: Keras's `fit` reads "
             "their last axis as a one-hot vector and weighs each example by its "
             "argmax, not each step by its class. Give the ids a trailing axis, "
-            f"{y.shape + (1,)} (fit then weighs every step by its class), or pass "
+            f"{y_shape + (1,)} (fit then weighs every step by its class), or pass "
             "the per-step weights as `sample_weight`."
         )
-    classes = class_of_labels(y)
-    table = np.vectorize(lambda c: class_weight.get(int(c), 1.0), otypes=[float])
-    return table(classes) if classes.size else classes.astype(np.float64)
 
 
-def _combined_weights(y, weights, class_weight, ids):
-    """The sample weights times the class weights, in a shape Keras accepts."""
+def class_weighted(y: Any, weights: Any, class_weight: Optional[Mapping[int, float]],
+                   ids: bool = False) -> Any:
+    """The sample weights times the class weights (`fit`'s sample weights
+    when there are none), in a shape Keras accepts."""
     if class_weight is None:
         return weights
+    y = np.asarray(y)
     cw = _class_weights(y, class_weight, ids)
     if weights is None:
         return cw
@@ -134,7 +145,7 @@ def loss_rows(values: Any, weights: Any, mask: Optional[np.ndarray],
     """
     y = np.asarray(values)
     examples = int(y.shape[0]) if y.ndim else 1
-    w = _combined_weights(y, weights, elements.class_weight, elements.ids)
+    w = class_weighted(y, weights, elements.class_weight, elements.ids)
     rows, row_weights = _to_batch(values, w, ids=elements.ids)
     if mask is None and elements.ignore_class is None and len(rows) == examples:
         return rows, row_weights, examples  # one element per example: as given
