@@ -36,7 +36,8 @@ def _one_pass(source, states, reducer) -> None:
     try:
         for batches in source:
             for state, (values, weights) in zip(states, batches):
-                state.update(values, weights)
+                if len(values):  # a batch may mask all of an output's rows
+                    state.update(values, weights)
     except Exception as error:  # pylint: disable=broad-except
         reducer.abort(error)
         raise
@@ -125,6 +126,14 @@ def adapt_output_bias(
     >>> loss = model.evaluate(x, y, verbose=0)
     >>> bool(abs(loss - init.expected_loss) < 1e-5)
     True
+
+    With `fit`'s class weights, the positives weigh 9 times more: the best
+    constant is then the prior of the weighted labels, 9 * 0.1 / (9 * 0.1 + 0.9):
+
+    >>> init = kbi.adapt_output_bias(model, (x, y), class_weight={1: 9.0},
+    ...                              verbose=0)[model.layers[-1].name]
+    >>> round(float(init.bias[0]), 4)  # log(0.5 / 0.5)
+    0.0
 
     Args:
         model: a Keras model whose outputs each end in a layer with a bias,

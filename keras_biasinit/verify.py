@@ -151,7 +151,8 @@ def _table_expected(model, head, dataset, steps, class_weight) -> float:
     source = read_outputs(dataset, [(head.name, 0)], steps=steps, verbose=0,
                           elements=elements, masks=masks)
     for batches in source:
-        state.update(*batches[0])
+        if len(batches[0][0]):
+            state.update(*batches[0])
     counts = RowsPerExample(source.rows[0], source.examples)
     return float(per_example(state.result(), counts).expected_loss)
 

@@ -33,6 +33,9 @@ MODULES_WITH_EXAMPLES = [
     "keras_biasinit.initializers.constant_bias",
     "keras_biasinit.initializers.focal_bias",
     "keras_biasinit.initializers.link_bias",
+    "keras_biasinit.data.loss_elements",
+    "keras_biasinit.best_constant.counting",
+    "keras_biasinit.loss_view",
 ]
 
 

@@ -47,6 +47,8 @@ def _per_element(kind, b, y):
     if kind == "sigmoid":
         p = 1.0 / (1.0 + np.exp(-b[0]))
         return -(y * np.log(p) + (1 - y) * np.log1p(-p))
+    if kind == "mae":
+        return np.abs(y - b[0])
     return (y - b[0]) ** 2  # mse
 
 
@@ -63,6 +65,13 @@ def _keras_rule(kind, b, batches):
 
 def _numpy_minimum(kind, batches, units):
     """The best constant and its loss, by SciPy on the rule written out."""
+    if kind == "mae":  # not smooth: a bounded 1-D search
+        values = np.concatenate([y.ravel() for y, _, _ in batches])
+        found = optimize.minimize_scalar(
+            lambda c: _keras_rule(kind, np.array([c]), batches),
+            bounds=(values.min(), values.max()), method="bounded",
+            options={"xatol": 1e-9})
+        return np.array([found.x]), found.fun
     found = optimize.minimize(lambda b: _keras_rule(kind, b, batches),
                               np.zeros(units), method="BFGS",
                               options={"gtol": 1e-10})
@@ -102,7 +111,7 @@ def _check(model, data, kind, batches, units, evaluated, class_weight=None,
     fitted = init.bias
     if kind == "softmax":
         np.testing.assert_allclose(_softmax(fitted), _softmax(bias), atol=2e-4)
-    else:
+    elif kind != "mae":  # the median may be any point of an interval
         np.testing.assert_allclose(fitted, bias, atol=2e-4)
     return init
 
@@ -153,6 +162,18 @@ def test_masking_lstm_regression_per_step():
     data = _in_batches(16, x.astype("float32"), y)
     batches = [(yb[..., 0], np.ones(yb.shape[:2]), _valid(xb)) for xb, yb in data]
     _check(model, Batches(data), "mse", batches, 1,
+           lambda m: m.evaluate(Batches(data), verbose=0))
+
+
+def test_mae_with_a_batch_all_padding():
+    x = _sequences()
+    x[:10] = 0  # the first batch is all padding: it adds nothing, counts n_b
+    y = RNG.normal(size=(N, T, 1)).astype("float32")
+    model = _tagger(units=1, activation=None)
+    model.compile(loss="mae")
+    data = _in_batches(10, x, y)
+    batches = [(yb[..., 0], np.ones(yb.shape[:2]), _valid(xb)) for xb, yb in data]
+    _check(model, Batches(data), "mae", batches, 1,
            lambda m: m.evaluate(Batches(data), verbose=0))
 
 

@@ -15,7 +15,7 @@ Example:
 >>> spec = identify_loss(keras.losses.SparseCategoricalCrossentropy(
 ...     ignore_class=-1))
 >>> loss_elements(spec, 3, "output 'tags'")
-LossElements(ids=True, class_weight=None, ignore_class=-1)
+LossElements(ids=True, sparse=True, class_weight=None, ignore_class=-1)
 """
 
 from __future__ import annotations
@@ -65,6 +65,7 @@ def loss_elements(spec: LossSpec, units: int, name: str,
         A `keras_biasinit.data.loss_elements.LossElements`.
     """
     return LossElements(ids=spec.kind in ID_LOSSES,
+                        sparse=spec.kind == "sparse_categorical_crossentropy",
                         class_weight=check_class_weight(class_weight),
                         ignore_class=_ignore_class(spec, units, name))
 

@@ -45,13 +45,15 @@ class LossElements:
     """How one output's loss counts its elements.
 
     Attributes:
-        ids: softmax class ids (`SparseCategoricalCrossentropy`): integer ids
-            of any shape are one row each.
+        ids: softmax targets: integer ids of any shape are one row each.
+        sparse: `SparseCategoricalCrossentropy`: float targets are ids too
+            (Keras casts them to integers).
         class_weight: `fit`'s `{class: weight}`, or None.
         ignore_class: `SparseCategoricalCrossentropy(ignore_class=...)`, or None.
     """
 
     ids: bool = False
+    sparse: bool = False
     class_weight: Optional[Mapping[int, float]] = None
     ignore_class: Optional[int] = None
 
@@ -144,6 +146,8 @@ def loss_rows(values: Any, weights: Any, mask: Optional[np.ndarray],
     element), or None.
     """
     y = np.asarray(values)
+    if elements.sparse and y.dtype.kind == "f" and np.all(np.isfinite(y)):
+        y = values = y.astype(np.int64)  # as Keras casts sparse labels
     examples = int(y.shape[0]) if y.ndim else 1
     w = class_weighted(y, weights, elements.class_weight, elements.ids)
     rows, row_weights = _to_batch(values, w, ids=elements.ids)

@@ -146,7 +146,8 @@ class OneOutput:
     def __iter__(self) -> Iterator[Batch]:
         for batches in self.source:
             batch = batches[self.index]
-            yield batch if self.transform is None else self.transform(batch)
+            if len(batch[0]):  # a batch may mask all of this output's rows
+                yield batch if self.transform is None else self.transform(batch)
 
 
 def _dataset(data: tf.data.Dataset, outputs, n, steps, batched, verbose, with_x):
