@@ -344,3 +344,35 @@ def test_tf_data_bucket_by_sequence_length():
                for xb, yb in ds.as_numpy_iterator()]
     assert len({b[0].shape[1] for b in batches}) > 1  # padded lengths differ
     _check(model, ds, "sigmoid", batches, 1, lambda m: m.evaluate(ds, verbose=0))
+
+
+def test_verify_sees_masks_and_class_weights_in_every_input_form():
+    tf = pytest.importorskip("tensorflow")
+    x = RNG.normal(size=(48, 4)).astype("float32")
+    y = RNG.choice(K, size=48, p=[0.6, 0.3, 0.1])
+    w = RNG.uniform(0.5, 2.0, size=48).astype("float32")
+    class_weight = {1: 3.0, 2: 0.5}
+    model = _classifier()
+    model.compile(loss="sparse_categorical_crossentropy")
+    kbi.adapt_output_bias(model, (x, y), class_weight=class_weight, verbose=0)
+    folded = np.array([1.0, 3.0, 0.5])[y]
+    forms = {
+        "arrays": ((x, y), folded),
+        "tf.data": (tf.data.Dataset.from_tensor_slices((x, y)).batch(16), folded),
+        "tf.data weighted": (
+            tf.data.Dataset.from_tensor_slices((x, y, w)).batch(16), folded * w),
+        "PyDataset": (Batches(_in_batches(16, x[:40], y[:40])), folded[:40]),
+    }
+    for name, (data, weights) in forms.items():
+        check = kbi.verify_loss_at_init(model, data, class_weight=class_weight)
+        rows = len(weights)
+        reference = model.evaluate(x[:rows], y[:rows], sample_weight=weights,
+                                   batch_size=16, verbose=0)
+        assert check.measured == pytest.approx(reference, rel=1e-5), name
+    # A masked tagger: verify's measured loss is the expected loss of adapt.
+    data = _in_batches(10, _sequences(), RNG.choice(K, size=(N, T)))
+    tagger = _tagger()
+    tagger.compile(loss="sparse_categorical_crossentropy")
+    kbi.adapt_output_bias(tagger, Batches(data), verbose=0)
+    check = kbi.verify_loss_at_init(tagger, Batches(data))
+    assert check.ok and abs(check.gap) < 1e-5 * check.expected
