@@ -136,14 +136,16 @@ def class_weighted(y: Any, weights: Any, class_weight: Optional[Mapping[int, flo
 
 
 def loss_rows(values: Any, weights: Any, mask: Optional[np.ndarray],
-              elements: LossElements) -> Tuple[np.ndarray, np.ndarray, int]:
+              elements: LossElements, batch_size: Optional[int] = None
+              ) -> Tuple[np.ndarray, np.ndarray, int]:
     """The rows the loss counts, their weights `u_i = w_i n_b / V_b`, and `n_b`.
 
     `values` and `weights` are one batch, in every shape Keras accepts
     (`(n,)`, `(n, 1)`, per-step `(n, T)`, per-pixel `(n, H, W)` weights; ids
     or label vectors), folded into rows by `keras_biasinit.data.elements`;
     `mask` is the output's Keras mask of the batch (one flag per loss
-    element), or None.
+    element), or None. `batch_size`: normalise each run of that many
+    examples as a batch of its own. Defaults to None: the whole batch.
     """
     y = np.asarray(values)
     if elements.sparse and y.dtype.kind == "f" and np.all(np.isfinite(y)):
@@ -165,7 +167,20 @@ def loss_rows(values: Any, weights: Any, mask: Optional[np.ndarray],
         keep &= flags.astype(bool)
     if elements.ignore_class is not None:
         keep &= np.reshape(rows, (rows.shape[0], -1))[:, 0] != elements.ignore_class
-    valid = int(keep.sum())
-    scale = examples / valid if valid else 0.0
-    u = np.full(rows.shape[0], scale) if row_weights is None else row_weights * scale
+    scale = _batch_scales(keep, examples, batch_size)
+    u = scale if row_weights is None else row_weights * scale
     return rows[keep], u[keep], examples
+
+
+def _batch_scales(keep: np.ndarray, examples: int,
+                  batch_size: Optional[int]) -> np.ndarray:
+    """Per row, `n_b / V_b` of its batch: the whole batch, or (arrays read
+    in larger chunks) each run of `batch_size` examples."""
+    per_example = keep.shape[0] // max(examples, 1)
+    size = examples if batch_size is None else min(batch_size, examples)
+    group = np.arange(keep.shape[0]) // max(per_example * size, 1)
+    valid = np.bincount(group, weights=keep.astype(np.float64))
+    counts = np.bincount(np.arange(examples) // max(size, 1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scales = np.where(valid > 0, counts / np.maximum(valid, 1), 0.0)
+    return scales[group]

@@ -47,6 +47,8 @@ __all__ = ["OneOutput", "OutputBatches", "read_outputs"]
 Output = Tuple[str, int]
 #: The batch size of `fit` and `evaluate` on arrays, when none is given.
 ARRAY_BATCH_SIZE = 32
+#: Arrays are read (their masks computed) in chunks of this many batches.
+_ARRAY_CHUNK = 1024
 
 
 def _part(structure: Any, output: Output, count: int, what: str) -> Any:
@@ -109,14 +111,17 @@ class OutputBatches(Batches):
     `passes`). After the first pass, `rows[i]` is how many rows output `i`
     was given and `examples` how many examples were read."""
 
-    def setup(self, elements: Sequence[LossElements], masks=None) -> "OutputBatches":
+    def setup(self, elements: Sequence[LossElements], masks=None,
+              batch_size: Optional[int] = None) -> "OutputBatches":
         self._elements, self._masks = list(elements), masks
+        self._batch_size = batch_size
         self.rows, self.examples = np.zeros(len(self._elements)), 0
         return self
 
     def _convert(self, parts, x):
         masks = self._masks(x) if self._masks is not None else [None] * len(parts)
-        converted = [loss_rows(values, weights, mask, elements) for
+        converted = [loss_rows(values, weights, mask, elements, self._batch_size)
+                     for
                      (values, weights), mask, elements in zip(parts, masks,
                                                                self._elements)]
         if self.passes == 1:
@@ -197,15 +202,16 @@ def _slice(structure: Any, rows: slice) -> Any:
 
 
 def _arrays(data: tuple, outputs, n, steps, per_batch: bool, verbose):
-    """One batch of arrays; in batches of `ARRAY_BATCH_SIZE` rows where the
-    loss is normalised per batch (as `fit` and `evaluate` batch them)."""
+    """One batch of arrays; in chunks of `ARRAY_BATCH_SIZE` rows normalised
+    each as a batch where the loss is normalised per batch (as `fit` and
+    `evaluate` batch them)."""
     parts = _select(data, outputs, n)
     x = data[0]
     if steps is not None:
         parts = [(_first_rows(v, steps), _first_rows(w, steps)) for v, w in parts]
         x = _slice(x, slice(0, steps))
     size = np.shape(parts[0][0])[0] if np.ndim(parts[0][0]) else 1
-    step = ARRAY_BATCH_SIZE if per_batch else max(size, 1)
+    step = ARRAY_BATCH_SIZE * _ARRAY_CHUNK if per_batch else max(size, 1)
     starts = range(0, max(size, 1), step)
 
     def batches():
@@ -269,6 +275,7 @@ def read_outputs(
                           masks is not None)
     elif isinstance(data, tuple):
         source = _arrays(data, outputs, n, steps, per_batch, verbose)
+        return source.setup(elements, masks, ARRAY_BATCH_SIZE if per_batch else None)
     elif isinstance(data, (str, bytes, np.ndarray, collections.abc.Mapping)) or \
             not isinstance(data, collections.abc.Iterable):
         raise TypeError(
