@@ -100,8 +100,8 @@ def adapt_output_bias(
 
     (`N` examples, `n_b` in batch `b`, `V_b` unmasked elements in it). The
     mask is computed on each batch's `x` by the mask's own ops alone; `x` is
-    not read for outputs without a mask. Arrays are then read in batches of
-    32 rows, `fit`'s and `evaluate`'s default.
+    not read for outputs without a mask. Arrays are then normalised in
+    batches of 32 rows, `fit`'s and `evaluate`'s default.
 
     All outputs are computed in ONE pass over `data` (a one-shot generator
     works), more only for an order statistic over `memory_budget`; nothing
