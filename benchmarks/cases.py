@@ -21,6 +21,7 @@ from typing import Callable, Dict, List
 import numpy as np
 
 from _measure import best_of, timed
+from jpeg import jpeg_label_pass
 
 SIZES = {
     # name: (full, quick)
@@ -691,4 +692,5 @@ CASES = {
     "wide": wide_targets,
     "beam": beam_direct,
     "workers": multi_worker,
+    "jpeg": jpeg_label_pass,
 }

@@ -43,7 +43,7 @@ from keras_biasinit.best_constant.counting import loss_elements
 from keras_biasinit.data.loss_elements import LossElements
 from keras_biasinit.data.loss_elements import check_class_weight_shape
 from keras_biasinit.data.loss_elements import class_weighted
-from keras_biasinit.data.progress import _print
+from keras_biasinit.data.progress import print_msg
 
 
 class OutputMasks:
@@ -106,8 +106,8 @@ def loss_view(model: keras.Model, heads: Sequence[Any], class_weight: Any = None
                               class_weight) for head in heads]
     masks = output_masks(model, [head.index for head in heads])
     if masks is not None and verbose:
-        _print("Outputs with a Keras mask: only unmasked elements count; the mask "
-               f"is computed from x each batch by: {masks.describe()}.")
+        print_msg("Outputs with a Keras mask: only unmasked elements count; the "
+                  f"mask is computed from x each batch by: {masks.describe()}.")
     return elements, masks
 
 

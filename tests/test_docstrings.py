@@ -27,6 +27,7 @@ MODULES_WITH_EXAMPLES = [
     "keras_biasinit.adapt",
     "keras_biasinit.best_constant.spec",
     "keras_biasinit.data.outputs",
+    "keras_biasinit.data.prune",
     "keras_biasinit.stats.buffer",
     "keras_biasinit.stats.focal",
     "keras_biasinit.stats.log_cosh",

@@ -19,6 +19,8 @@ from keras_biasinit.data.batched import is_batched_dataset
 from keras_biasinit.data.elements import _check_not_nested
 from keras_biasinit.data.elements import _pick
 from keras_biasinit.data.elements import numeric_error
+from keras_biasinit.data.progress import print_msg
+from keras_biasinit.data.prune import project
 
 #: Rows per batch when an unbatched dataset is batched for a pass.
 PASS_BATCH_SIZE = 4096
@@ -126,29 +128,21 @@ def pass_dataset(dataset, target, role, steps, batched, verbose, merge_batches):
         return make_iterator, total, unit
     mark = rebatch and bool(verbose)  # counting merged batches costs ~25 us each
     make_iterator = _picked_pass(ds, target, role, weight_spec is not None, batched,
-                                 rows, rebatch, mark)
+                                 rows, rebatch, mark, verbose)
     return make_iterator, total, unit
 
 
-def _picked_pass(ds, target, role, weighted, batched, rows, rebatch, mark):
+def _picked_pass(ds, target, role, weighted, batched, rows, rebatch, mark,
+                 verbose):
     """`make_iterator` over `ds` with the target (and weights) picked in the
-    pipeline, an unbatched `ds` batched to `rows` (at least
-    `PASS_BATCH_SIZE`), small batches merged to `rows` if `rebatch`, and, with
-    `mark`, the input's batches counted (`_last_row_marker`)."""
-
-    # Python control flow on the element's structure only: no AutoGraph (its
-    # conversion cost ~2 ms a pass). The per-call costs matter for short passes.
-    @tf.autograph.experimental.do_not_convert
-    def pick(*element):
-        values, weights = _pick(_unwrap(element), target, role)
-        parts = (values,) + ((weights,) if weighted else ())
-        parts += (_last_row_marker(values),) if mark else ()
-        # A bare tensor, not a 1-tuple: tf.data packs tuple elements in Python
-        # at about 50 us a batch, which doubles a fast pre-batched pass.
-        return parts if len(parts) > 1 else parts[0]
-
-    if mark or not isinstance(ds.element_spec, tf.TensorSpec):
-        ds = ds.map(pick)  # (a bare tensor element is the target itself)
+    pipeline (for a target, without computing the features where
+    `keras_biasinit.data.prune` can), an unbatched `ds` batched to `rows` (at
+    least `PASS_BATCH_SIZE`), small batches merged to `rows` if `rebatch`,
+    and, with `mark`, the input's batches counted (`_last_row_marker`)."""
+    if not isinstance(ds.element_spec, tf.TensorSpec):  # (else the target itself)
+        ds = _select(ds, target, role, weighted, verbose)
+    if mark:
+        ds = ds.map(_marked)
     if not batched:
         ds = ds.batch(max(PASS_BATCH_SIZE, rows or 0))
     elif rebatch:
@@ -167,6 +161,32 @@ def _picked_pass(ds, target, role, weighted, batched, rows, rebatch, mark):
             yield values, weights, units
 
     return make_iterator
+
+
+def _select(ds, target, role, weighted, verbose) -> tf.data.Dataset:
+    """The dataset of `values` or `(values, weights)`; a target pass tells at
+    `verbose` whether the features were pruned."""
+
+    def select(element):
+        values, weights = _pick(element, target, role)
+        # A bare tensor, not a 1-tuple: tf.data packs tuple elements in Python
+        # at about 50 us a batch, which doubles a fast pre-batched pass.
+        return (values, weights) if weighted else values
+
+    if role != "target":
+        # Python control flow on the element's structure only: no AutoGraph
+        # (its conversion cost ~2 ms a pass).
+        return ds.map(tf.autograph.experimental.do_not_convert(
+            lambda *element: select(_unwrap(element))))
+    ds, note = project(ds, select)
+    if verbose:
+        print_msg(f"Label pass: {note}")
+    return ds
+
+
+@tf.autograph.experimental.do_not_convert
+def _marked(*parts):
+    return parts + (_last_row_marker(parts[0]),)
 
 
 def _unwrap(args: tuple) -> Any:

@@ -39,7 +39,9 @@ from keras_biasinit.data.loss_elements import loss_rows
 from keras_biasinit.data.reading import Batches
 from keras_biasinit.data.reading import _check_steps
 from keras_biasinit.data.reading import iterable_length
+from keras_biasinit.data.progress import print_msg
 from keras_biasinit.data.progress import resolve_verbose
+from keras_biasinit.data.prune import project
 
 __all__ = ["OneOutput", "OutputBatches", "read_outputs"]
 
@@ -165,8 +167,7 @@ def _dataset(data: tf.data.Dataset, outputs, n, steps, batched, verbose, with_x)
     weighted = [w is not None for _, w in parts]
     batched = check_batched(batched, data, parts[0][0])
 
-    def pick(*element):
-        element = element if len(element) > 1 else element[0]
+    def select(element):
         picked = _select(element, outputs, n)
         values = tuple(v for v, _ in picked)
         weights = tuple(w for _, w in picked if w is not None)
@@ -174,7 +175,9 @@ def _dataset(data: tf.data.Dataset, outputs, n, steps, batched, verbose, with_x)
 
     ds = data.take(steps) if steps is not None else data
     total = int(ds.cardinality())
-    ds = ds.map(pick)
+    ds, note = project(ds, select)  # the features are skipped where provable
+    if verbose:
+        print_msg(f"Label pass: {note}")
     if not batched:
         ds = ds.batch(PASS_BATCH_SIZE)
     ds = ds.prefetch(tf.data.AUTOTUNE)

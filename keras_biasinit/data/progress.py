@@ -25,9 +25,9 @@ from typing import Optional, Union
 from keras.utils import Progbar
 
 try:  # where Keras prints its own progress (respects interactive logging)
-    from keras.src.utils.io_utils import print_msg as _print
+    from keras.src.utils.io_utils import print_msg
 except ImportError:  # pragma: no cover - a Keras without that module
-    _print = print
+    print_msg = print
 
 __all__ = ["PassProgress", "resolve_verbose"]
 
@@ -60,7 +60,7 @@ class PassProgress:
         self._bar = None
         if verbose:
             if pass_number > 1:
-                _print(f"Pass {pass_number}")
+                print_msg(f"Pass {pass_number}")
             self._bar = Progbar(total, verbose=verbose, unit_name=unit)
 
     def add(self, units: int) -> None:
