@@ -11,9 +11,11 @@ In a functional or `Sequential` model the output's symbolic tensor carries
 its mask as a symbolic tensor too, computed from the inputs by a few ops
 (`not_equal`, `any`): `OutputMasks` is a small model of just those ops, run
 on the `x` of each batch, so the rest of the model never runs. An output
-without a mask needs no `x` at all. A subclassed model has no symbolic
-outputs: its masks are not seen (say so in the docs; pass per-step sample
-weights that are 0 on the padding instead).
+without a mask needs no `x` at all. A mask made inside a nested model, or
+anywhere in a subclassed model, does not show on the symbolic outputs:
+where such a model holds a layer that makes masks (`mask_zero=True`,
+`Masking`, a `compute_mask` of its own), `RuntimeMasks` runs the whole model
+on `x` and reads its outputs' masks (only once, if the first batch has none).
 
 `loss_view(model, heads, class_weight)` puts it together for the heads of
 `keras_biasinit.heads`: how each output's loss counts its elements
@@ -53,7 +55,7 @@ class OutputMasks:
                  indices: Sequence[int]) -> None:
         present = [m for m in masks if m is not None]
         self._where = [None if m is None else present.index(m) for m in masks]
-        self._model = keras.Model(model.input, present)
+        self._model = keras.Model(_input_structure(model), present)
         self.indices = list(indices)
 
     def describe(self) -> str:
@@ -70,6 +72,62 @@ class OutputMasks:
         return [None if where is None else arrays[where] for where in self._where]
 
 
+class RuntimeMasks:
+    """The masks of some outputs, read from the whole model run on `x`: for
+    a subclassed model, or a nested one that makes masks, whose symbolic
+    outputs do not show the masks Keras's loss sees at run time. If the
+    first batch shows no mask on any output, the model is not run again."""
+
+    def __init__(self, model: keras.Model, indices: Sequence[int]) -> None:
+        self._model, self.indices, self._none = model, list(indices), False
+
+    def describe(self) -> str:
+        return (f"the whole model '{self._model.name}' (a mask made inside a "
+                "nested or subclassed model is seen only by running it)")
+
+    def __call__(self, x: Any) -> List[Optional[np.ndarray]]:
+        if self._none:
+            return [None] * len(self.indices)
+        outputs = self._model(x, training=False)
+        if isinstance(outputs, dict):
+            outputs = list(outputs.values())
+        elif not isinstance(outputs, (list, tuple)):
+            outputs = [outputs]
+        masks = [getattr(outputs[i], "_keras_mask", None) for i in self.indices]
+        self._none = all(m is None for m in masks)
+        return [None if m is None else keras.ops.convert_to_numpy(m).astype(bool)
+                for m in masks]
+
+
+def _input_structure(model: keras.Model) -> Any:
+    """The model's symbolic inputs, in the structure `x` is given in."""
+    for owner in (model, getattr(model, "_functional", None)):
+        structure = getattr(owner, "_inputs_struct", None)
+        if structure is not None:
+            return structure
+    return model.inputs[0] if len(model.inputs) == 1 else model.inputs
+
+
+def _makes_masks(layer) -> bool:
+    """Whether `layer` puts a mask on its output (as far as can be told):
+    `mask_zero=True`, `Masking`, or a `compute_mask` of its own outside Keras."""
+    own = type(layer).compute_mask is not keras.layers.Layer.compute_mask
+    return bool(getattr(layer, "mask_zero", False)) or isinstance(
+        layer, keras.layers.Masking) or (
+        own and not type(layer).__module__.startswith("keras."))
+
+
+def _hidden_masks(model: keras.Model) -> bool:
+    """Whether masks may arise where the symbolic outputs cannot show them:
+    inside a subclassed model, or inside a model nested in this one."""
+    nested = [layer for layer in model._flatten_layers(include_self=False)
+              if isinstance(layer, keras.Model)]
+    if _symbolic_outputs(model) is None:
+        nested = [model]
+    return any(_makes_masks(layer) for inner in nested
+               for layer in inner._flatten_layers(include_self=True))
+
+
 def _symbolic_outputs(model: keras.Model) -> Optional[list]:
     """The output tensors in the order the heads number them (a dict output
     in its own key order, as `keras_biasinit.heads` reads it)."""
@@ -83,10 +141,14 @@ def _symbolic_outputs(model: keras.Model) -> Optional[list]:
     return list(outputs) if outputs else None
 
 
-def output_masks(model: keras.Model, indices: Sequence[int]) -> Optional[OutputMasks]:
+def output_masks(model: keras.Model, indices: Sequence[int]) -> Any:
     """An `OutputMasks` for the outputs at `indices` (positions in
-    `model.outputs`), or None when none of them carries a Keras mask (or
-    the model has no symbolic outputs, as a subclassed model)."""
+    `model.outputs`), or None when none of them carries a Keras mask; a
+    `RuntimeMasks` where masks may be made out of the symbolic graph's
+    sight (a subclassed model, or a nested model, with a layer that makes
+    masks)."""
+    if _hidden_masks(model):
+        return RuntimeMasks(model, indices)
     outputs = _symbolic_outputs(model)
     if outputs is None:
         return None

@@ -376,3 +376,40 @@ def test_verify_sees_masks_and_class_weights_in_every_input_form():
     kbi.adapt_output_bias(tagger, Batches(data), verbose=0)
     check = kbi.verify_loss_at_init(tagger, Batches(data))
     assert check.ok and abs(check.gap) < 1e-5 * check.expected
+
+
+class SubclassedTagger(keras.Model):
+    def __init__(self):
+        super().__init__()
+        self.embed = keras.layers.Embedding(8, 4, mask_zero=True)
+        self.out = keras.layers.Dense(K, activation="softmax",
+                                      kernel_initializer="zeros", name="out")
+
+    def call(self, tokens):
+        return self.out(self.embed(tokens))
+
+
+def _nested_tagger():
+    tokens = keras.Input((None,), dtype="int32")
+    inner = keras.Model(tokens, keras.layers.Embedding(8, 4, mask_zero=True)(tokens))
+    outer = keras.Input((None,), dtype="int32")
+    return keras.Model(outer, keras.layers.Dense(
+        K, activation="softmax", kernel_initializer="zeros", name="out")(inner(outer)))
+
+
+@pytest.mark.parametrize("make", [_nested_tagger, SubclassedTagger],
+                         ids=["nested-model", "subclassed"])
+def test_masks_made_out_of_the_symbolic_graphs_sight(make):
+    # The symbolic outputs do not show these masks; Keras's loss sees them.
+    x = _sequences()
+    y = RNG.choice(K, size=(N, T), p=[0.6, 0.3, 0.1])
+    model = make()
+    model(x[:2])
+    model.compile(loss="sparse_categorical_crossentropy")
+    batches = [(y[s], np.ones_like(y[s], float), _valid(x[s]))
+               for s in (slice(0, 32), slice(32, N))]
+    init = kbi.adapt_output_bias(model, (x, y), verbose=0)
+    assert init[next(iter(init))].expected_loss == pytest.approx(
+        _numpy_minimum("softmax", batches, K)[1], rel=1e-6)
+    assert init[next(iter(init))].expected_loss == pytest.approx(
+        model.evaluate(x, y, verbose=0), rel=2e-5)
