@@ -694,3 +694,8 @@ CASES = {
     "workers": multi_worker,
     "jpeg": jpeg_label_pass,
 }
+
+# pandas / Arrow / Parquet inputs and Beam's Parquet read (issue 18).
+from columnar_cases import CASES as _COLUMNAR_CASES  # noqa: E402
+
+CASES.update(_COLUMNAR_CASES)

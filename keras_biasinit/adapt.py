@@ -75,6 +75,9 @@ def adapt_output_bias(
     batched: Optional[bool] = None,
     strategy: Any = None,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    target: Any = None,
+    sample_weight: Optional[str] = None,
+    classes: Any = None,
     class_weight: Optional[Dict[int, float]] = None,
 ) -> Dict[str, BiasInitializer]:
     """Sets each output's bias to the best constant for its loss, from data.
@@ -167,6 +170,16 @@ def adapt_output_bias(
             re-iterable (a one-shot generator over budget is a ValueError);
             the log-cosh root is solved in memory, and over budget is a
             ValueError. Defaults to 256 MiB.
+        target: for `data` that is a pandas DataFrame, a pyarrow Table or
+            RecordBatch or a `pyarrow.dataset.Dataset`: the label column of a
+            one-output model, or a list of columns (one per unit), or a dict
+            keyed by output name with a column or list for each output.
+            Defaults to None (other data carry `y` themselves).
+        sample_weight: the weight column of such data (weighting every
+            output). Defaults to None.
+        classes: the class list of a string or categorical label column
+            (its labels' ids are their positions), or a dict of them keyed by
+            output name. Defaults to None.
         class_weight: `fit`'s `{class: weight}`, for a one-output model: each
             example's (or step's) sample weight is multiplied by the weight of
             its label's class, the argmax of a label vector or the rounded id
@@ -195,6 +208,7 @@ def adapt_output_bias(
     source = read_outputs(
         data, [(head.name, head.index) for head in heads], steps=steps,
         batched=batched, verbose=verbose, num_outputs=heads[0].num_outputs,
+        target=target, sample_weight=sample_weight, classes=classes,
         elements=elements, masks=masks,
     )
     source.allow_empty = reducer.distributed  # the union is checked, not a shard

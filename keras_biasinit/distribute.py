@@ -29,8 +29,9 @@ import warnings
 from typing import Dict, List, Optional
 
 import numpy as np
-import tensorflow as tf
 
+from keras_biasinit._optional import loaded_tensorflow
+from keras_biasinit._optional import tensorflow as tf
 from keras_biasinit.stats.state import Arrays
 from keras_biasinit.stats.state import Reducer
 from keras_biasinit.stats.state import merge_arrays
@@ -84,7 +85,8 @@ def reducer_for(strategy: Optional[tf.distribute.Strategy] = None) -> Reducer:
     scope with a `TF_CONFIG` naming several workers, a warning).
     """
     if strategy is None:
-        if not tf.distribute.has_strategy():
+        # No TensorFlow imported yet: no strategy scope can be active.
+        if loaded_tensorflow() is None or not tf.distribute.has_strategy():
             _warn_if_multi_worker_config()
             return Reducer()
         strategy = tf.distribute.get_strategy()

@@ -40,6 +40,7 @@ from typing import Any, List, Optional, Sequence
 import keras
 import numpy as np
 
+from keras_biasinit._optional import is_tf_dataset
 from keras_biasinit.best_constant.counting import check_single_output
 from keras_biasinit.best_constant.counting import loss_elements
 from keras_biasinit.data.loss_elements import LossElements
@@ -231,7 +232,7 @@ def with_class_weight(data: Any, class_weight: Any, ids: bool = False) -> Any:
         return x, y, class_weighted(y, w[0] if w else None, class_weight, ids)
     if isinstance(data, keras.utils.PyDataset):
         return _ClassWeighted(data, class_weight, ids)
-    if type(data).__module__.startswith("tensorflow"):
+    if is_tf_dataset(data):
         return data.map(_tf_class_weights(class_weight, ids))
     raise TypeError(
         "`class_weight` needs data that `evaluate` reads twice: a tuple of "

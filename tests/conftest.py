@@ -1,10 +1,13 @@
 """Shared test set-up, for every Keras backend the suite runs under.
 
-`make test` runs the suite twice: everything under TensorFlow, then the tests
-marked `keras` (the modules that use Keras) under `KERAS_BACKEND=jax`. Keras
-picks its backend when it is first imported, so the choice is made here, before
-any test module imports it. TensorFlow is imported under both backends (the
-data room reads `tf.data` with it).
+`make test` runs the suite three times: everything under TensorFlow, then the
+tests marked `keras` (the modules that use Keras) under `KERAS_BACKEND=jax`, in
+the same environment and again in one without TensorFlow (`.venv-notf`);
+`make test-torch` runs them under `KERAS_BACKEND=torch`. Keras picks its backend
+when it is first imported, so the choice is made here, before any test module
+imports it. TensorFlow, where installed, is imported under every backend (the
+tests build `tf.data` inputs with it); where it is not, the tests that need it
+skip (tests/_tf.py).
 
 Under TensorFlow, TF must be told about two logical CPU devices (for the
 MirroredStrategy tests) before it initialises its devices; under JAX, XLA is
@@ -20,12 +23,14 @@ if os.environ.get("KERAS_BACKEND") == "jax":
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-import tensorflow as tf  # noqa: E402
+from tests._tf import HAS_TF  # noqa: E402
+from tests._tf import tf  # noqa: E402
 
-_cpus = tf.config.list_physical_devices("CPU")
-tf.config.set_logical_device_configuration(
-    _cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2
-)
+if HAS_TF:
+    _cpus = tf.config.list_physical_devices("CPU")
+    tf.config.set_logical_device_configuration(
+        _cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2
+    )
 
 import keras  # noqa: E402
 
@@ -33,7 +38,9 @@ BACKEND = keras.backend.backend()
 
 
 def pytest_report_header(config):
-    return f"keras backend: {BACKEND} (keras {keras.__version__})"
+    tf_version = tf.__version__ if HAS_TF else "not installed"
+    return (f"keras backend: {BACKEND} (keras {keras.__version__}); "
+            f"tensorflow: {tf_version}")
 
 
 def pytest_runtest_setup(item):

@@ -5,7 +5,7 @@ import os
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
+from tests._tf import tf
 
 import keras_biasinit as kbi
 

@@ -14,7 +14,7 @@ import re
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
+from tests._tf import tf
 
 import keras_biasinit as kbi
 from keras_biasinit.data import read_batches

@@ -5,7 +5,7 @@ import re
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
+from tests._tf import tf
 
 from keras_biasinit.data import PASS_BATCH_SIZE
 from keras_biasinit.data import read_batches

@@ -11,10 +11,12 @@ import sys
 import numpy as np
 import pytest
 
-import keras_biasinit as kbi
-from tests._multi_worker import adapt_heads
-from tests._multi_worker import compute
-from tests._multi_worker import shard_data
+pytest.importorskip("tensorflow")  # the workers are TensorFlow's
+
+import keras_biasinit as kbi  # noqa: E402
+from tests._multi_worker import adapt_heads  # noqa: E402
+from tests._multi_worker import compute  # noqa: E402
+from tests._multi_worker import shard_data  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TIMEOUT = 240  # seconds for the whole pair; a hung worker is killed

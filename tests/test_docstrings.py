@@ -11,6 +11,8 @@ pytestmark = pytest.mark.keras  # runs under every backend (conftest.py)
 
 MODULES_WITH_EXAMPLES = [
     "keras_biasinit.data.reading",
+    "keras_biasinit.data.columnar",
+    "keras_biasinit.data.columns",
     "keras_biasinit.stats.class_counts",
     "keras_biasinit.stats.moments",
     "keras_biasinit.initializers.class_prior_bias",
@@ -37,6 +39,8 @@ MODULES_WITH_EXAMPLES = [
     "keras_biasinit.data.loss_elements",
     "keras_biasinit.best_constant.counting",
     "keras_biasinit.loss_view",
+    "keras_biasinit._optional",
+    "keras_biasinit.data.torch_inputs",
 ]
 
 

@@ -5,7 +5,7 @@ import json
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
+from tests._tf import tf
 from scipy import special
 
 import keras_biasinit as kbi

@@ -6,7 +6,7 @@ merging changes nothing but the batch boundaries.
 """
 
 import numpy as np
-import tensorflow as tf
+from tests._tf import tf
 
 from keras_biasinit.data import PASS_BATCH_BYTES
 from keras_biasinit.data import PASS_BATCH_SIZE

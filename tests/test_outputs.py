@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
+from tests._tf import tf
 
 from keras_biasinit.data.outputs import read_outputs
 

@@ -1,7 +1,7 @@
 """Property: the numbers do not depend on batch size, order, or batching."""
 
 import numpy as np
-import tensorflow as tf
+from tests._tf import tf
 from hypothesis import HealthCheck
 from hypothesis import given
 from hypothesis import settings

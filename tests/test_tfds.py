@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-import tensorflow as tf
+from tests._tf import tf
 from scipy import special
 
 import keras_biasinit as kbi

@@ -35,7 +35,8 @@ def _recipe(cls, options: dict):
     if unknown:
         raise ValueError(
             f"{cls.__name__} on Beam takes the options {accepted} (besides "
-            "`target=`/`features=`, `batched=` and `max_passes=`). Received "
+            "`target=`/`features=`, `sample_weight=`, `batched=` and "
+            "`max_passes=`). Received "
             f"unknown option(s): {unknown}"
         )
     return make(**options)
@@ -62,7 +63,11 @@ class ComputeInitializer(beam.PTransform):
     Elements are the forms `from_dataset` reads: `(x, y)`, `(x, y,
     sample_weight)`, dicts (name the key with `target=`), or bare values
     (NumPy arrays or Python numbers); each element one example, or, with
-    `batched=True`, a batch of them (rows on axis 0). Runner-agnostic: the
+    `batched=True`, a batch of them (rows on axis 0). pandas DataFrames and
+    pyarrow Tables / RecordBatches (`beam.io.ReadFromParquetBatched`) are
+    batches of rows without `batched=`: `target=` names a column or a list of
+    columns, `sample_weight=` the weight column, and only those are read.
+    Runner-agnostic: the
     same transform runs on the DirectRunner, Dataflow, Flink or Spark, with
     `keras-biasinit` installed on the workers.
 
@@ -85,19 +90,25 @@ class ComputeInitializer(beam.PTransform):
             item of a tuple, or the whole element.
         features: `HeScaled`'s `target=`: what it measures. Defaults to None:
             the 1st item of a tuple, or the whole element.
-        batched: whether each element is a batch. Defaults to False.
+        batched: whether each element is a batch. Defaults to False
+            (columnar elements are batches either way).
+        sample_weight: the key of the sample weights in dict elements, or
+            the weight column of columnar elements. Defaults to None: the
+            3rd item of `(x, y, sample_weight)` elements, if any.
         max_passes: the most passes (Beam stages) an exact order statistic
             may take, pass 1 included. Defaults to 8.
         **options: `cls.from_dataset`'s statistic options: `num_classes`,
             `activation`, `smoothing` (ClassPriorBias); `q` (QuantileBias);
-            `delta` (HuberBias); `memory_budget` (the exact order statistics;
+            `delta` (HuberBias); `classes` (ClassPriorBias, for a string or
+            categorical label column); `memory_budget` (the exact order
+            statistics;
             per worker process); `scale`, `mode`, `distribution`, `seed`
             (HeScaled).
     """
 
     def __init__(self, cls, *, target: Key = None, features: Key = None,
                  batched: bool = False, max_passes: int = DEFAULT_MAX_PASSES,
-                 **options: Any) -> None:
+                 sample_weight: Optional[str] = None, **options: Any) -> None:
         super().__init__()
         self.cls = cls
         self.recipe = _recipe(cls, options)
@@ -119,6 +130,7 @@ class ComputeInitializer(beam.PTransform):
             raise ValueError("`max_passes` must be a positive integer. "
                              f"Received: max_passes={max_passes!r}")
         self.batched, self.max_passes = batched, max_passes
+        self.sample_weight = sample_weight
 
     def default_label(self) -> str:
         return f"ComputeInitializer({getattr(self.cls, '__name__', self.cls)})"
@@ -128,7 +140,8 @@ class ComputeInitializer(beam.PTransform):
         batches = (
             pcoll
             | "GlobalWindow" >> beam.WindowInto(GlobalWindows())
-            | "ToBatches" >> ToBatches(self.key, recipe.role, self.batched)
+            | "ToBatches" >> ToBatches(self.key, recipe.role, self.batched,
+                                       self.sample_weight, recipe.classes)
         )
         if recipe.search is None:
             return (

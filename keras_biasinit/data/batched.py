@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any, Optional, Union
 
-import tensorflow as tf
+from keras_biasinit._optional import tensorflow as tf
 
 __all__ = ["is_batched_dataset"]
 

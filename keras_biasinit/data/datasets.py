@@ -13,14 +13,13 @@ import itertools
 from typing import Any, Optional
 
 import numpy as np
-import tensorflow as tf
 
+from keras_biasinit._optional import tensorflow as tf
 from keras_biasinit.data.batched import is_batched_dataset
 from keras_biasinit.data.elements import _check_not_nested
 from keras_biasinit.data.elements import _pick
 from keras_biasinit.data.elements import numeric_error
 from keras_biasinit.data.progress import print_msg
-from keras_biasinit.data.prune import project
 
 #: Rows per batch when an unbatched dataset is batched for a pass.
 PASS_BATCH_SIZE = 4096
@@ -142,7 +141,7 @@ def _picked_pass(ds, target, role, weighted, batched, rows, rebatch, mark,
     if not isinstance(ds.element_spec, tf.TensorSpec):  # (else the target itself)
         ds = _select(ds, target, role, weighted, verbose)
     if mark:
-        ds = ds.map(_marked)
+        ds = ds.map(tf.autograph.experimental.do_not_convert(_marked))
     if not batched:
         ds = ds.batch(max(PASS_BATCH_SIZE, rows or 0))
     elif rebatch:
@@ -178,13 +177,14 @@ def _select(ds, target, role, weighted, verbose) -> tf.data.Dataset:
         # (its conversion cost ~2 ms a pass).
         return ds.map(tf.autograph.experimental.do_not_convert(
             lambda *element: select(_unwrap(element))))
+    from keras_biasinit.data.prune import project  # TensorFlow-only module
+
     ds, note = project(ds, select)
     if verbose:
         print_msg(f"Label pass: {note}")
     return ds
 
 
-@tf.autograph.experimental.do_not_convert
 def _marked(*parts):
     return parts + (_last_row_marker(parts[0]),)
 

@@ -8,13 +8,43 @@ targets of 3+ dimensions into rows of their last axis.
 from __future__ import annotations
 
 import collections.abc
+import dataclasses
 from typing import Any, Mapping, Optional, Tuple, Union
 
 import numpy as np
-import tensorflow as tf
+
+from keras_biasinit._optional import is_tf_composite
+from keras_biasinit._optional import is_tf_dataset
+from keras_biasinit._optional import is_tf_tensor
+from keras_biasinit.data.torch_inputs import host_array
 
 Key = Union[str, int, None, Tuple[Union[str, int], ...]]
 Batch = Tuple[np.ndarray, Optional[np.ndarray]]
+
+
+@dataclasses.dataclass(frozen=True)
+class WeightedKey:
+    """`target=` together with `sample_weight=`: the weights of a dict element
+    are its `weight` key."""
+
+    key: Key
+    weight: str
+
+
+def _pick_weighted(element: Any, target: WeightedKey, role: str) -> Tuple[Any, Any]:
+    if not isinstance(element, collections.abc.Mapping):
+        raise ValueError(
+            f"`sample_weight={target.weight!r}` names a key of dict elements (or "
+            f"a column), but the elements are {type(element).__name__}s. The "
+            "weights of `(x, y, sample_weight)` elements are their 3rd item: "
+            "leave `sample_weight=None`."
+        )
+    if target.weight not in element:
+        raise ValueError(
+            f"The key {target.weight!r} (`sample_weight=`) is not in the "
+            f"dataset's elements. Available keys: {sorted(element)}."
+        )
+    return _pick(element, target.key, role)[0], element[target.weight]
 
 
 def _guess_key(element: Mapping, role: str) -> Any:
@@ -32,6 +62,8 @@ def _pick(element: Any, target: Key, role: str) -> Tuple[Any, Any]:
     A tuple `target` is a path into nested elements: `(1, "out")` is
     `element[1]["out"]`, weighted by the element's sample weights.
     """
+    if isinstance(target, WeightedKey):
+        return _pick_weighted(element, target, role)
     if isinstance(target, tuple):
         if not target:
             raise ValueError(f"`{role}=()` is an empty path; name a key or index.")
@@ -89,7 +121,7 @@ def _as_weights(weights: Any, value_shape: Tuple[int, ...],
     `value_shape[:-1]` for values of 3 or more dimensions (temporal weights),
     or, for class ids (`ids=True`), one per id."""
     n_rows = value_shape[0]
-    w = _as_numeric(np.asarray(weights), "sample weights").astype(np.float64)
+    w = _as_numeric(host_array(weights), "sample weights").astype(np.float64)
     if w.ndim == 0:
         w = w.reshape(1)
     if w.ndim == 2 and w.shape[1] == 1:
@@ -118,7 +150,7 @@ def _as_weights(weights: Any, value_shape: Tuple[int, ...],
 def _first_rows(value: Any, steps: int) -> Any:
     """The first `steps` examples of an array or list (before any folding)."""
     if isinstance(value, list) or (_is_array(value) and np.ndim(value)):
-        return np.asarray(value)[:steps]
+        return host_array(value)[:steps]
     return value
 
 
@@ -180,7 +212,7 @@ def _to_batch(values: Any, weights: Any, fold_rows: bool = True,
     role = "target" if fold_rows else "features"
     _check_not_nested(values, role)
     _reject_composite(values)
-    y = np.asarray(values)
+    y = host_array(values)
     if y.ndim == 0:
         y = y.reshape(1)
     y = _as_numeric(y, role)
@@ -221,11 +253,11 @@ def _check_not_one_hot(y: np.ndarray) -> None:
 
 def _is_array(value: Any) -> bool:
     """An array read whole: NumPy, an eager tensor, or anything with `__array__`."""
-    if isinstance(value, (np.ndarray, np.generic, tf.Tensor)):
+    if isinstance(value, (np.ndarray, np.generic)) or is_tf_tensor(value):
         return True
-    return hasattr(value, "__array__") and not isinstance(
-        value, (tuple, list, collections.abc.Mapping, tf.data.Dataset)
-    )
+    return (hasattr(value, "__array__")
+            and not isinstance(value, (tuple, list, collections.abc.Mapping))
+            and not is_tf_dataset(value))
 
 
 def _is_element(value: Any) -> bool:
@@ -246,7 +278,7 @@ def _is_nested_numbers(value: Any) -> bool:
 
 
 def _reject_composite(value: Any) -> None:
-    if isinstance(value, (tf.RaggedTensor, tf.SparseTensor)):
+    if is_tf_composite(value):
         raise TypeError(
             "Ragged and sparse targets are not supported; convert them to dense "
             "tensors first (e.g. `.to_tensor()`)."

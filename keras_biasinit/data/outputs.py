@@ -26,8 +26,11 @@ import itertools
 from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
-import tensorflow as tf
 
+from keras_biasinit._optional import is_tf_dataset
+from keras_biasinit._optional import tensorflow as tf
+from keras_biasinit.data.columnar import columnar_kind
+from keras_biasinit.data.columnar_outputs import columnar_outputs_reader
 from keras_biasinit.data.datasets import PASS_BATCH_SIZE
 from keras_biasinit.data.datasets import check_batched
 from keras_biasinit.data.datasets import check_cardinality
@@ -36,12 +39,12 @@ from keras_biasinit.data.elements import Batch
 from keras_biasinit.data.elements import _first_rows
 from keras_biasinit.data.loss_elements import LossElements
 from keras_biasinit.data.loss_elements import loss_rows
+from keras_biasinit.data.torch_inputs import loader_elements
 from keras_biasinit.data.reading import Batches
 from keras_biasinit.data.reading import _check_steps
 from keras_biasinit.data.reading import iterable_length
 from keras_biasinit.data.progress import print_msg
 from keras_biasinit.data.progress import resolve_verbose
-from keras_biasinit.data.prune import project
 
 __all__ = ["OneOutput", "OutputBatches", "read_outputs"]
 
@@ -175,6 +178,8 @@ def _dataset(data: tf.data.Dataset, outputs, n, steps, batched, verbose, with_x)
 
     ds = data.take(steps) if steps is not None else data
     total = int(ds.cardinality())
+    from keras_biasinit.data.prune import project  # TensorFlow-only module
+
     ds, note = project(ds, select)  # the features are skipped where provable
     if verbose:
         print_msg(f"Label pass: {note}")
@@ -239,6 +244,9 @@ def read_outputs(
     num_outputs: Optional[int] = None,
     elements: Optional[Sequence[LossElements]] = None,
     masks: Optional[Callable[[Any], List[Optional[np.ndarray]]]] = None,
+    target: Any = None,
+    sample_weight: Optional[str] = None,
+    classes: Any = None,
 ) -> OutputBatches:
     """Reads every output's targets (and weights) from `data` in one pass.
 
@@ -256,8 +264,11 @@ def read_outputs(
         elements: per output, how its loss counts its elements (ids, class
             weights, `ignore_class`). Defaults to None: `LossElements()` each.
         masks: a function of a batch's `x` giving each output's Keras mask
-            (or None), e.g. `keras_biasinit.output_masks.OutputMasks`.
+            (or None), e.g. `keras_biasinit.loss_view.OutputMasks`.
             Defaults to None: no masks, and `x` is not read.
+        target, sample_weight, classes: the columns of a pandas / Arrow
+            input (see `keras_biasinit.data.columnar_outputs`).
+            Defaults to None.
 
     Example:
 
@@ -267,13 +278,33 @@ def read_outputs(
     [[[0.0, 1.0, 2.0, 3.0], [1.0, 1.0, 1.0, 1.0]]]
     """
     _check_steps(steps)
+    elements = list(elements or [LossElements()] * len(outputs))
+    kind = columnar_kind(data)
+    if kind is not None:  # pandas / Arrow: the columns named by `target=`
+        if masks is not None:
+            raise ValueError(
+                "The model's output carries a Keras mask, computed from `x`, but a "
+                "pandas / Arrow input gives only the label columns: pass `(x, y)` "
+                "batches (e.g. a tf.data.Dataset) for a masked output."
+            )
+        make_iterator, total = columnar_outputs_reader(
+            data, [name for name, _ in outputs], target, sample_weight, classes, steps)
+        return OutputBatches(make_iterator, reiterable=True, total=total,
+                             unit="example",
+                             verbose=resolve_verbose(verbose, kind == "dataset")
+                             ).setup(elements)
+    if target is not None or sample_weight is not None or classes is not None:
+        raise ValueError(
+            "`target=`, `sample_weight=` and `classes=` name the columns of a "
+            "pandas or Arrow input; other data are `(x, y[, sample_weight])` as "
+            "`model.fit` takes them. Leave them None."
+        )
     verbose = resolve_verbose(verbose, streamed=not isinstance(data, tuple))
     outputs = list(outputs)
     n = len(outputs) if num_outputs is None else int(num_outputs)
-    elements = list(elements or [LossElements()] * len(outputs))
     per_batch = masks is not None or any(e.ignore_class is not None
                                          for e in elements)
-    if isinstance(data, tf.data.Dataset):
+    if is_tf_dataset(data):
         source = _dataset(data, outputs, n, steps, batched, verbose,
                           masks is not None)
     elif isinstance(data, tuple):
@@ -288,6 +319,7 @@ def read_outputs(
             "arrays, or an iterable of such tuples."
         )
     else:
+        data = loader_elements(data)  # a torch DataLoader's [x, y] lists
         length = iterable_length(data, steps)
 
         def many():

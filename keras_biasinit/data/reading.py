@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import collections.abc
 import itertools
-from typing import Any, Iterator, Optional, Union
+from typing import Any, Iterator, Optional, Sequence, Union
 
 import keras
 import numpy as np
-import tensorflow as tf
 
+from keras_biasinit._optional import is_tf_dataset
+from keras_biasinit.data.columnar import columnar_kind
+from keras_biasinit.data.columnar import columnar_reader
 from keras_biasinit.data.datasets import PASS_BATCH_BYTES
 from keras_biasinit.data.datasets import PASS_BATCH_SIZE
 from keras_biasinit.data.datasets import pass_dataset
 from keras_biasinit.data.elements import Batch
 from keras_biasinit.data.elements import Key
+from keras_biasinit.data.elements import WeightedKey
 from keras_biasinit.data.elements import _first_rows
 from keras_biasinit.data.elements import _is_array
 from keras_biasinit.data.elements import _is_element
@@ -22,6 +25,7 @@ from keras_biasinit.data.elements import _is_nested_numbers
 from keras_biasinit.data.elements import _pick
 from keras_biasinit.data.elements import _reject_composite
 from keras_biasinit.data.elements import _to_batch
+from keras_biasinit.data.torch_inputs import loader_elements
 from keras_biasinit.data.progress import PassProgress
 from keras_biasinit.data.progress import resolve_verbose
 
@@ -29,7 +33,8 @@ __all__ = ["Batches", "read_batches", "PASS_BATCH_SIZE", "PASS_BATCH_BYTES"]
 
 _SUPPORTED = (
     "a tf.data.Dataset (e.g. from tensorflow_datasets), a NumPy array, a tuple "
-    "or dict of arrays, or a Python iterable of batches"
+    "or dict of arrays, a pandas DataFrame/Series, a pyarrow Table/RecordBatch/"
+    "ChunkedArray or pyarrow.dataset.Dataset, or a Python iterable of batches"
 )
 
 
@@ -118,6 +123,8 @@ def read_batches(
     verbose: Union[str, int] = "auto",
     merge_batches: bool = False,
     class_ids: bool = False,
+    sample_weight: Optional[str] = None,
+    classes: Optional[Sequence] = None,
 ) -> Batches:
     """Turns any supported input into a re-iterable source of NumPy batches.
 
@@ -158,6 +165,12 @@ def read_batches(
             is a row of its own, weighted by its example's weight or by its
             own (weights of the ids' shape). Float targets are unaffected.
             Defaults to False.
+        sample_weight: the key of the sample weights in dict elements, or
+            the weight column of a pandas / Arrow input. Defaults to None:
+            the 3rd item of `(x, y, sample_weight)` elements, else unweighted.
+        classes: the class list of a pandas / Arrow label column (strings,
+            categories): each label is read as its position in the list (see
+            `keras_biasinit.data.columns`). Defaults to None.
 
     Returns:
         A `Batches` object; iterate it for `(values, weights)` NumPy pairs.
@@ -172,10 +185,19 @@ def read_batches(
         raise ValueError(f'`role` must be "target" or "features". Received: {role!r}')
     _check_steps(steps)
     options = {"fold_rows": role == "target", "ids": class_ids}
-    if isinstance(data, tf.data.Dataset):
+    kind = columnar_kind(data)
+    if kind is not None:  # pandas / Arrow: columns by name
+        make_iterator, total = columnar_reader(data, target, role, sample_weight,
+                                               classes, steps)
+        return Batches(make_iterator, reiterable=True, total=total, unit="example",
+                       verbose=resolve_verbose(verbose, kind == "dataset"),
+                       **options)
+    columns = {"target": target, "sample_weight": sample_weight, "classes": classes}
+    if is_tf_dataset(data):
         verbose = resolve_verbose(verbose, streamed=True)
         make_iterator, total, unit = pass_dataset(
-            data, target, role, steps, batched, verbose, merge_batches)
+            data, _with_weight_key(role=role, **columns), role, steps, batched,
+            verbose, merge_batches)
         return Batches(make_iterator, reiterable=True, total=total, unit=unit,
                        verbose=verbose, **options)
 
@@ -183,7 +205,7 @@ def read_batches(
     if _is_nested_numbers(data):
         data = np.asarray(data)  # e.g. [[1, 2], [3, 4]]: rows of data, not batches
     if _is_array(data) or _is_element(data):
-        values, weights = _pick(data, target, role)
+        values, weights = _pick(data, _with_weight_key(role=role, **columns), role)
         if steps is not None:  # for arrays, a step is an example (a row)
             values = _first_rows(values, steps)
             weights = _first_rows(weights, steps)
@@ -195,8 +217,27 @@ def read_batches(
         return Batches(make_iterator, reiterable=True, total=examples,
                        unit="example", verbose=resolve_verbose(verbose, False),
                        **options)
-    return _iterable_batches(data, target, role, steps,
+    return _iterable_batches(loader_elements(data), columns, role, steps,
                              resolve_verbose(verbose, True), options)
+
+
+def _with_weight_key(*, target: Any, role: str, sample_weight: Optional[str],
+                     classes: Optional[Sequence]) -> Any:
+    """`target` for a non-columnar input; with `sample_weight=`, a key that
+    also picks the weights out of dict elements."""
+    if classes is not None:
+        raise ValueError(
+            "`classes=` maps the labels of a pandas or Arrow column to class "
+            "ids; other inputs need integer ids already (e.g. map strings with "
+            "`keras.layers.StringLookup`). Leave `classes=None`."
+        )
+    if isinstance(target, list):
+        raise ValueError(
+            f"A list `{role}=` names several columns of a pandas or Arrow "
+            f"input. Received: {role}={target!r} for another input: pass one "
+            "dict key or tuple index (or a tuple path)."
+        )
+    return target if sample_weight is None else WeightedKey(target, sample_weight)
 
 
 def iterable_length(data: Any, steps: Optional[int]) -> Optional[int]:
@@ -217,8 +258,10 @@ def iterable_length(data: Any, steps: Optional[int]) -> Optional[int]:
     return length
 
 
-def _iterable_batches(data, target, role, steps, verbose, options) -> Batches:
-    """Batches from a Python iterable of batches (a list, generator, PyDataset)."""
+def _iterable_batches(data, columns, role, steps, verbose, options) -> Batches:
+    """Batches from a Python iterable of batches (a list, generator, PyDataset;
+    DataFrames or Arrow record batches, e.g. `pd.read_csv(..., chunksize=n)`,
+    are read by column). `columns`: `target`, `sample_weight`, `classes`."""
     if isinstance(data, (str, bytes)) or not isinstance(
         data, collections.abc.Iterable
     ):
@@ -231,9 +274,16 @@ def _iterable_batches(data, target, role, steps, verbose, options) -> Batches:
     length = iterable_length(data, steps)
 
     def make_iterator():
+        key = None  # `target=` for the elements that are not columnar
         for element in itertools.islice(data, steps):
+            if columnar_kind(element) is not None:
+                read_columns, _ = columnar_reader(element, role=role, steps=None,
+                                                  **columns)
+                yield from ((v, w, 1) for v, w, _ in read_columns())
+                continue
+            key = key or (_with_weight_key(role=role, **columns),)
             if _is_element(element):
-                yield _pick(element, target, role) + (1,)
+                yield _pick(element, key[0], role) + (1,)
             elif _is_array(element) or isinstance(element, (int, float, np.generic)):
                 yield element, None, 1
             elif isinstance(element, list):

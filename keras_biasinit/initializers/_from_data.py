@@ -11,7 +11,7 @@ Other engines (Beam) run the same recipe.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Optional, Tuple, Union
+from typing import Any, Callable, List, Optional, Tuple, Union
 
 import keras
 
@@ -24,8 +24,9 @@ from keras_biasinit.stats import run_pass
 from keras_biasinit.stats._driver import Search
 from keras_biasinit.stats._driver import solve
 
-#: `target=` / `features=`: a dict key, a tuple index, or a path of them.
-Key = Union[str, int, None, Tuple[Union[str, int], ...]]
+#: `target=` / `features=`: a dict key, a tuple index, or a path of them; for
+#: a pandas / Arrow input a column name or a list of them.
+Key = Union[str, int, None, Tuple[Union[str, int], ...], List[str]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +41,8 @@ class Recipe:
         role: `"target"` or `"features"`: what the statistic reads.
         class_ids: read integer targets of any rank as class ids (see
             `keras_biasinit.data.read_batches`).
+        classes: the class list that maps a pandas / Arrow label column to
+            ids (`keras_biasinit.data.columns`), or None.
     """
 
     finish: Callable[[Any], keras.initializers.Initializer]
@@ -48,6 +51,7 @@ class Recipe:
     memory_budget: int = DEFAULT_MEMORY_BUDGET
     role: str = "target"
     class_ids: bool = False
+    classes: Optional[tuple] = None
 
     def compute(self, batches, reducer: Optional[Reducer] = None):
         """The initializer from `batches`, merged by `reducer` over shards."""
@@ -60,12 +64,13 @@ class Recipe:
 
 
 def from_data(recipe: Recipe, dataset: Any, *, target: Key, steps, verbose,
-              batched, strategy):
+              batched, strategy, sample_weight=None):
     """`recipe` over `dataset`, merged over the workers of `strategy` (or of
     the strategy in scope); the body of every `from_dataset`."""
     reducer = reducer_for(strategy)
     batches = read_batches(dataset, target=target, role=recipe.role, steps=steps,
                            batched=batched, verbose=verbose, merge_batches=True,
-                           class_ids=recipe.class_ids)
+                           class_ids=recipe.class_ids,
+                           sample_weight=sample_weight, classes=recipe.classes)
     batches.allow_empty = reducer.distributed  # the union is checked, not a shard
     return recipe.compute(batches, reducer)

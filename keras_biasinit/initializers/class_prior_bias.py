@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import collections.abc
 from typing import Any, Optional, Sequence, Union
 
 import keras
 import numpy as np
-import tensorflow as tf
 
+from keras_biasinit._optional import tensorflow as tf  # annotations only
 from keras_biasinit.initializers._base import BiasInitializer
 from keras_biasinit.initializers._base import as_vector
 from keras_biasinit.initializers._base import check_expected_loss
@@ -65,6 +66,32 @@ def _check_ignore_class(ignore_class: Any, activation: str) -> None:
             "`SparseCategoricalCrossentropy(ignore_class=...)`. Received: "
             f"ignore_class={ignore_class!r} with activation={activation!r}"
         )
+
+
+def _check_classes(classes: Any, num_classes: Optional[int], activation: str):
+    """`(classes as a tuple or None, num_classes)`, checked."""
+    if classes is None:
+        return None, num_classes
+    if isinstance(classes, (str, bytes)) or not isinstance(
+            classes, (collections.abc.Sequence, np.ndarray)):
+        classes = [classes]  # reported below
+    labels = tuple(classes.tolist() if isinstance(classes, np.ndarray) else classes)
+    if len(labels) < 2 or len(set(labels)) != len(labels):
+        raise ValueError(
+            "`classes` is the list of distinct class labels in id order, e.g. "
+            f"`classes=['cat', 'dog']`. Received: classes={classes!r}"
+        )
+    if activation == "sigmoid" and len(labels) != 2:
+        raise ValueError(
+            "Under sigmoid, `classes` is `[negative, positive]` (2 labels). "
+            f"Received: classes={list(labels)!r}"
+        )
+    if activation == "softmax" and num_classes not in (None, len(labels)):
+        raise ValueError(
+            f"`classes` has {len(labels)} labels but num_classes={num_classes}; "
+            "leave `num_classes=None` (it is the length of `classes`)."
+        )
+    return labels, (len(labels) if activation == "softmax" else num_classes)
 
 
 class _LabelCounts(ClassCounts):
@@ -211,6 +238,8 @@ class ClassPriorBias(BiasInitializer):
         batched: Optional[bool] = None,
         ignore_class: Optional[int] = None,
         strategy: Optional[tf.distribute.Strategy] = None,
+        sample_weight: Optional[str] = None,
+        classes: Optional[Sequence] = None,
     ) -> "ClassPriorBias":
         """Counts the classes in one pass over `dataset`.
 
@@ -233,6 +262,8 @@ class ClassPriorBias(BiasInitializer):
             target: the dict key or tuple index of the labels, or a path into
                 nested elements (`(1, "out")` for `y["out"]` of `(x, y)`).
                 Defaults to the 2nd item of a tuple, or the whole element.
+                For a pandas / Arrow input: a column name, or a list of
+                columns (one bias each, in that order).
             steps: read at most this many elements. Defaults to None (all).
             verbose: `"auto"`, 0, 1 or 2, as in `Model.fit`. Defaults to "auto".
             num_classes: number of classes (softmax) or outputs (sigmoid).
@@ -253,18 +284,23 @@ class ClassPriorBias(BiasInitializer):
                 worker reads its shard and every worker gets the priors of the
                 union (see `keras_biasinit.distribute`). Defaults to None: the
                 strategy in scope, if any.
+            sample_weight: the key of the sample weights in dict elements, or
+                the weight column of a pandas / Arrow input. Defaults to None:
+                the 3rd item of `(x, y, sample_weight)` elements, if any.
 
         Returns:
             A `ClassPriorBias` whose `expected_loss` is the loss at step 0.
         """
-        recipe = cls._recipe(num_classes, activation, smoothing, ignore_class)
+        recipe = cls._recipe(num_classes, activation, smoothing, ignore_class,
+                             classes)
         return from_data(recipe, dataset, target=target, steps=steps,
-                         verbose=verbose, batched=batched, strategy=strategy)
+                         verbose=verbose, batched=batched, strategy=strategy,
+                         sample_weight=sample_weight)
 
     @classmethod
     def _recipe(cls, num_classes: Optional[int] = None, activation: str = "softmax",
-                smoothing: float = 0.0, ignore_class: Optional[int] = None
-                ) -> Recipe:
+                smoothing: float = 0.0, ignore_class: Optional[int] = None,
+                classes: Optional[Sequence] = None) -> Recipe:
         if activation not in _ACTIVATIONS:
             raise ValueError(
                 f'`activation` must be "softmax" or "sigmoid". '
@@ -272,6 +308,7 @@ class ClassPriorBias(BiasInitializer):
             )
         smoothing = _check_smoothing(smoothing)
         _check_ignore_class(ignore_class, activation)
+        classes, num_classes = _check_classes(classes, num_classes, activation)
         ClassCounts(num_classes)  # checks `num_classes` before a long pass
 
         def finish(result: CountsResult) -> "ClassPriorBias":
@@ -281,7 +318,7 @@ class ClassPriorBias(BiasInitializer):
 
         return Recipe(
             state=lambda: _LabelCounts(num_classes, activation, ignore_class),
-            finish=finish, class_ids=activation == "softmax",
+            finish=finish, class_ids=activation == "softmax", classes=classes,
         )
 
     @classmethod

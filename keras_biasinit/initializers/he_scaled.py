@@ -6,8 +6,8 @@ import math
 from typing import Any, Optional, Union
 
 import keras
-import tensorflow as tf
 
+from keras_biasinit._optional import tensorflow as tf  # annotations only
 from keras_biasinit.initializers._from_data import Key
 from keras_biasinit.initializers._from_data import Recipe
 from keras_biasinit.initializers._from_data import from_data
@@ -182,6 +182,7 @@ class HeScaled(RandomInitializer):
         distribution: str = "truncated_normal",
         seed: Seed = None,
         strategy: Optional[tf.distribute.Strategy] = None,
+        sample_weight: Optional[str] = None,
     ) -> "HeScaled":
         """Measures the input's second moment in one pass; returns the initializer.
 
@@ -199,6 +200,8 @@ class HeScaled(RandomInitializer):
                 path into nested elements (`(0, "pixels")` for `x["pixels"]` of
                 `(x, y)`). Defaults to the 1st item of a tuple, or the whole
                 element.
+                For a pandas / Arrow input: a column name, or a list of
+                columns (the layer's inputs, in that order).
             steps: read at most this many elements. Defaults to None (all).
             verbose: `"auto"`, 0, 1 or 2, as in `Model.fit`. Defaults to "auto".
             batched: whether each element of a `tf.data.Dataset` is a batch.
@@ -211,10 +214,14 @@ class HeScaled(RandomInitializer):
                 worker reads its shard and every worker gets the second moment
                 of the union (see `keras_biasinit.distribute`). Defaults to
                 None: the strategy in scope, if any.
+            sample_weight: the key of the sample weights in dict elements, or
+                the weight column of a pandas / Arrow input. Defaults to None:
+                the 3rd item of `(x, y, sample_weight)` elements, if any.
         """
         recipe = cls._recipe(scale, mode, distribution, seed)
         return from_data(recipe, dataset, target=features, steps=steps,
-                         verbose=verbose, batched=batched, strategy=strategy)
+                         verbose=verbose, batched=batched, strategy=strategy,
+                         sample_weight=sample_weight)
 
     @classmethod
     def _recipe(cls, scale: float = 2.0, mode: str = "fan_in",

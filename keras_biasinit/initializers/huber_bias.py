@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any, Optional, Union
 
 import keras
-import tensorflow as tf
 
+from keras_biasinit._optional import tensorflow as tf  # annotations only
 from keras_biasinit.initializers._base import BiasInitializer
 from keras_biasinit.initializers._base import Numbers
 from keras_biasinit.initializers._base import as_vector
@@ -89,6 +89,7 @@ class HuberBias(BiasInitializer):
         batched: Optional[bool] = None,
         memory_budget: int = DEFAULT_MEMORY_BUDGET,
         strategy: Optional[tf.distribute.Strategy] = None,
+        sample_weight: Optional[str] = None,
     ) -> "HuberBias":
         """Computes the exact (weighted) Huber location of the targets.
 
@@ -102,6 +103,8 @@ class HuberBias(BiasInitializer):
             target: the dict key or tuple index of the targets, or a path into
                 nested elements (`(1, "out")` for `y["out"]` of `(x, y)`).
                 Defaults to the 2nd item of a tuple, or the whole element.
+                For a pandas / Arrow input: a column name, or a list of
+                columns (one bias each, in that order).
             steps: read at most this many elements. Defaults to None (all).
             verbose: `"auto"`, 0, 1 or 2, as in `Model.fit`. Defaults to "auto".
             delta: the Huber loss's `delta`. Defaults to 1.0.
@@ -115,10 +118,14 @@ class HuberBias(BiasInitializer):
                 worker reads its shard and every worker gets the exact location
                 of the union (see `keras_biasinit.distribute`). Defaults to
                 None: the strategy in scope, if any.
+            sample_weight: the key of the sample weights in dict elements, or
+                the weight column of a pandas / Arrow input. Defaults to None:
+                the 3rd item of `(x, y, sample_weight)` elements, if any.
         """
         return from_data(cls._recipe(delta, memory_budget), dataset, target=target,
                          steps=steps, verbose=verbose, batched=batched,
-                         strategy=strategy)
+                         strategy=strategy,
+                         sample_weight=sample_weight)
 
     @classmethod
     def _recipe(cls, delta: float = 1.0,

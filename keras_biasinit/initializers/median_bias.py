@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any, Optional, Union
 
 import keras
-import tensorflow as tf
 
+from keras_biasinit._optional import tensorflow as tf  # annotations only
 from keras_biasinit.initializers._base import BiasInitializer
 from keras_biasinit.initializers._base import Numbers
 from keras_biasinit.initializers._base import as_vector
@@ -71,6 +71,7 @@ class MedianBias(BiasInitializer):
         batched: Optional[bool] = None,
         memory_budget: int = DEFAULT_MEMORY_BUDGET,
         strategy: Optional[tf.distribute.Strategy] = None,
+        sample_weight: Optional[str] = None,
     ) -> "MedianBias":
         """Computes the exact (weighted) median of the targets.
 
@@ -84,6 +85,8 @@ class MedianBias(BiasInitializer):
             target: the dict key or tuple index of the targets, or a path into
                 nested elements (`(1, "out")` for `y["out"]` of `(x, y)`).
                 Defaults to the 2nd item of a tuple, or the whole element.
+                For a pandas / Arrow input: a column name, or a list of
+                columns (one bias each, in that order).
             steps: read at most this many elements. Defaults to None (all).
             verbose: `"auto"`, 0, 1 or 2, as in `Model.fit`. Defaults to "auto".
             batched: whether each element of a `tf.data.Dataset` is a batch.
@@ -96,10 +99,14 @@ class MedianBias(BiasInitializer):
                 worker reads its shard and every worker gets the exact median
                 of the union (see `keras_biasinit.distribute`). Defaults to
                 None: the strategy in scope, if any.
+            sample_weight: the key of the sample weights in dict elements, or
+                the weight column of a pandas / Arrow input. Defaults to None:
+                the 3rd item of `(x, y, sample_weight)` elements, if any.
         """
         return from_data(cls._recipe(memory_budget), dataset, target=target,
                          steps=steps, verbose=verbose, batched=batched,
-                         strategy=strategy)
+                         strategy=strategy,
+                         sample_weight=sample_weight)
 
     @classmethod
     def _recipe(cls, memory_budget: int = DEFAULT_MEMORY_BUDGET) -> Recipe:

@@ -4,7 +4,7 @@
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
+from tests._tf import tf
 from scipy import special
 from scipy import stats
 

@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import pytest
 import scipy.stats
-import tensorflow as tf
+from tests._tf import tf
 from sklearn.datasets import load_breast_cancer
 
 import keras_biasinit as kbi

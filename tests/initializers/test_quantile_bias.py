@@ -6,7 +6,7 @@ import json
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
+from tests._tf import tf
 
 import keras_biasinit as kbi
 

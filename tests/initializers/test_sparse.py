@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import pytest
 import scipy.stats
-import tensorflow as tf
+from tests._tf import tf
 
 import keras_biasinit as kbi
 from keras_biasinit import Sparse
