@@ -25,6 +25,10 @@ Cases:
   Its output kernel starts at zero in all three (the "init well" recipe), so
   step 0 shows what each bias alone is worth.
 
+Then the whole-network panel (examples/network_panel.py): a deep MLP on raw
+breast-cancer features under Keras defaults, he_normal, a HeScaled first
+layer and `kbi.adapt_model`, same seeds and batches.
+
 The loss curve is the loss on the whole training split, measured before every
 update (so step 0 is the untrained model) and after the last one. The table
 reports medians over the seeds; the PNG shows every seed's curve.
@@ -52,6 +56,7 @@ from sklearn.model_selection import train_test_split  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 import keras_biasinit as kbi  # noqa: E402
+import network_panel  # noqa: E402  (examples/network_panel.py)
 
 DATA_SEED = 0  # the subsample and the train/validation split; fixed across seeds
 BATCH_SIZE = 32
@@ -60,6 +65,7 @@ LEARNING_RATE = 1e-3
 # beyond 30 count linearly, so the loss is MAE-like for the large residuals of
 # an untrained model and MSE-like once it fits. A design choice, not a result.
 HUBER_DELTA = 30.0
+NETWORK_STEPS = 300  # the whole-network panel (examples/network_panel.py)
 
 
 @dataclasses.dataclass
@@ -418,6 +424,13 @@ def main(argv=None) -> None:
     for name, r in results.items():
         if r["extra_bias"]:
             print_side_by_side(name, r, args.steps)
+    network_steps = min(args.steps, NETWORK_STEPS)
+    network = network_panel.run(seeds, network_steps, _batch_order)
+    network_rows = network_panel.summary(network, steps_to_reach)
+    network_panel.print_summary(network_rows, network_steps, len(seeds))
+    network_panel.plot(network, os.path.join(args.out, "network_curves.png"))
+    with open(os.path.join(args.out, "network.json"), "w") as f:
+        json.dump(_json_safe(network_rows), f, indent=1)
     png = os.path.join(args.out, "loss_curves.png")
     plot(results, png, args.steps)
     with open(os.path.join(args.out, "results.json"), "w") as f:

@@ -17,10 +17,14 @@ from keras_biasinit.initializers import FocalBias
 from keras_biasinit.initializers import HeScaled
 from keras_biasinit.initializers import HuberBias
 from keras_biasinit.initializers import LinkBias
+from keras_biasinit.initializers import MappedBias
 from keras_biasinit.initializers import MeanBias
 from keras_biasinit.initializers import MedianBias
 from keras_biasinit.initializers import QuantileBias
+from keras_biasinit.initializers import Rescaled
 from keras_biasinit.initializers import Sparse
+from keras_biasinit.network import adapt_kernel_scales
+from keras_biasinit.network import adapt_model
 from keras_biasinit.verify import InitLossCheck
 from keras_biasinit.verify import verify_loss_at_init
 
@@ -34,11 +38,15 @@ __all__ = [
     "HuberBias",
     "InitLossCheck",
     "LinkBias",
+    "MappedBias",
     "MeanBias",
     "MedianBias",
     "QuantileBias",
+    "Rescaled",
     "Sparse",
     "__version__",
+    "adapt_kernel_scales",
+    "adapt_model",
     "adapt_output_bias",
     "verify_loss_at_init",
 ]

@@ -22,8 +22,11 @@ from keras_biasinit.best_constant.counting import per_example
 from keras_biasinit.data.outputs import read_outputs
 from keras_biasinit.data.progress import resolve_verbose
 from keras_biasinit.distribute import reducer_for
+from keras_biasinit.heads import Head
+from keras_biasinit.heads import InputSample
 from keras_biasinit.heads import find_heads
 from keras_biasinit.initializers import BiasInitializer
+from keras_biasinit.initializers import MappedBias
 from keras_biasinit.loss_view import loss_view
 from keras_biasinit.stats import DEFAULT_MEMORY_BUDGET
 
@@ -57,6 +60,14 @@ def _finish(states, source, reducer) -> List[BiasInitializer]:
                         counts[index]) for index, state in enumerate(states)]
 
 
+def _for_layer(head: Head, initializer: BiasInitializer) -> BiasInitializer:
+    """The initializer of the head's layer: `initializer` itself, or, where
+    the loss sees the head's units moved or rescaled, a `MappedBias`."""
+    values = head.bias_values(initializer.bias)
+    return initializer if values is None else MappedBias(values.reshape(-1),
+                                                         initializer)
+
+
 def _assign(layer, initializer: BiasInitializer) -> None:
     """Sets the layer's `bias_initializer` and, if built, its bias in place."""
     layer.bias_initializer = initializer
@@ -69,6 +80,8 @@ def adapt_output_bias(
     model: keras.Model,
     data: Any,
     *,
+    layer: Any = None,
+    activation: Any = None,
     loss: Any = None,
     steps: Optional[int] = None,
     verbose: Union[str, int] = "auto",
@@ -138,15 +151,33 @@ def adapt_output_bias(
     >>> round(float(init.bias[0]), 4)  # log(0.5 / 0.5)
     0.0
 
+    Which bias is set: each output's head, the layer whose output reaches
+    the model output through only output-preserving layers (activations,
+    shape-only layers such as `Reshape` or `Dropout`, and `Rescaling`; see
+    `keras_biasinit.heads`). Where the layers after the head move or rescale
+    its units, the layer's `bias_initializer` is a `MappedBias` holding the
+    bias that puts the constant at every loss unit (the returned
+    initializer is the loss's).
+
     Args:
-        model: a Keras model whose outputs each end in a layer with a bias,
-            possibly followed by an `Activation` or `Softmax` layer. Compiled,
-            unless `loss=` is given.
+        model: a Keras model (functional, `Sequential`, nested or
+            subclassed: a subclassed `call()` is traced on a few rows of
+            `data`) whose outputs each end in a head. Compiled, unless
+            `loss=` is given.
         data: what `model.fit` takes: a `tf.data.Dataset` or
             `keras.utils.PyDataset` of `(x, y)` / `(x, y, sample_weight)`
             batches, a tuple `(x, y)` / `(x, y, sample_weight)` of arrays, or an
             iterable of such tuples. For several outputs `y` is a dict keyed by
             output name or a list in output order.
+        layer: the head whose bias to set, by name or as the layer (nested
+            layers too), or a dict of them by output name. Where the walk
+            from the output cannot see what follows it (a `Lambda`, an
+            operation in `call()`), that is taken to pass its units through.
+            Defaults to None: found by the rule above.
+        activation: what is applied after the head outside any layer (in a
+            subclassed `call()`), e.g. "softmax", or a dict by output name.
+            It adds to the layer's own activation; two non-linear ones are
+            an error. Defaults to None.
         loss: the loss to compute the constants for, in any form `compile`
             takes (one loss, a dict by output name or a list). Defaults to None:
             the compiled loss.
@@ -194,14 +225,19 @@ def adapt_output_bias(
 
     Raises:
         ValueError: an output whose (loss, activation) pair has no known best
-            constant (the message lists the known pairs), an output layer
-            without a bias, or bad data; raised before any bias is changed.
+            constant (the message lists the known pairs), a head that cannot
+            be found (the message names `layer=` and `activation=`) or has no
+            bias, an endless input without `steps`, or bad data; raised before
+            any bias is changed.
     """
     if not isinstance(model, keras.Model):
         raise TypeError(
             f"`model` must be a keras.Model. Received: model={type(model).__name__}"
         )
-    heads = find_heads(model, loss)
+    sample = InputSample(data, batched)
+    heads = find_heads(model, loss, layer=layer, activation=activation,
+                       sample=sample)
+    data = sample.data  # a peeked one-shot iterator has its element back
     elements, masks = loss_view(model, heads, class_weight, resolve_verbose(
         verbose, streamed=not isinstance(data, tuple)))
     reducer = reducer_for(strategy)
@@ -220,6 +256,7 @@ def adapt_output_bias(
     ]
     _one_pass(source, states, reducer)
     initializers = _finish(states, source, reducer)
-    for head, initializer in zip(heads, initializers):
+    for head, initializer in zip(heads, [_for_layer(h, i) for h, i in
+                                         zip(heads, initializers)]):
         _assign(head.layer, initializer)
     return {head.name: init for head, init in zip(heads, initializers)}

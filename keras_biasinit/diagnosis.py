@@ -10,9 +10,9 @@ regularization added, or set the bias for the compiled loss with
 from __future__ import annotations
 
 import dataclasses
-from typing import List, Optional
+from typing import Dict, List, Optional
 
-__all__ = ["InitLossCheck", "diagnose"]
+__all__ = ["InitLossCheck", "diagnose", "diagnose_outputs"]
 
 _HINT = (
     "ClassPriorBias for cross-entropy (activation matching the output layer's "
@@ -51,6 +51,10 @@ class InitLossCheck:
         made_for: the loss the bias initializer was made for, if it is one
             of this package's (e.g. `"binary_crossentropy"` for a sigmoid
             `ClassPriorBias`), else None.
+        output: the name of the output checked, if one.
+        outputs: with several outputs checked, each one's own check by output
+            name (this check is then the total, `sum_i loss_weight_i *
+            loss_i`); else None.
     """
 
     measured: float
@@ -65,6 +69,8 @@ class InitLossCheck:
     regularization: float = 0.0
     loss: Optional[str] = None
     made_for: Optional[str] = None
+    output: Optional[str] = None
+    outputs: Optional[Dict[str, "InitLossCheck"]] = None
 
     def __str__(self) -> str:
         return self.message
@@ -81,6 +87,8 @@ class _Context:
     made_for: Optional[str]
     mismatch: bool
     bias_is_initial: Optional[bool]
+    how: str = "initializer"  # or "table", "given": where `expected` came from
+    output: Optional[str] = None
 
 
 def _summary(n: dict, ctx: _Context) -> List[str]:
@@ -162,6 +170,17 @@ def _mismatch_lines(ctx: _Context) -> List[str]:
     return lines
 
 
+def _origin_lines(ctx: _Context) -> List[str]:
+    if ctx.how != "table" or ctx.mismatch:
+        return []
+    return [
+        f"- The bias_initializer of layer '{ctx.layer_name}' ({ctx.initializer}) "
+        "does not know its expected loss (e.g. a KerasHub task rebuilt from its "
+        "config): `expected` is the best constant's loss for the compiled loss, "
+        f"{ctx.spec}, computed from this data with the loss table."
+    ]
+
+
 def _bias_lines(n: dict, ctx: _Context) -> List[str]:
     if n["ok"] or ctx.mismatch:
         return []
@@ -187,7 +206,32 @@ def _bias_lines(n: dict, ctx: _Context) -> List[str]:
 def diagnose(n: dict, ctx: _Context) -> InitLossCheck:
     """Writes the message for the numbers of `_numbers`."""
     lines = (_summary(n, ctx) + _kernel_lines(n) + _regularization_lines(n)
-             + _mismatch_lines(ctx) + _bias_lines(n, ctx))
+             + _mismatch_lines(ctx) + _origin_lines(ctx) + _bias_lines(n, ctx))
     fields = {k: v for k, v in n.items() if k != "tol"}
     return InitLossCheck(message="\n".join(lines), loss=ctx.spec,
-                         made_for=ctx.made_for, **fields)
+                         made_for=ctx.made_for, output=ctx.output, **fields)
+
+
+def diagnose_outputs(n: dict, parts: Dict[str, InitLossCheck],
+                     layers: List[str]) -> InitLossCheck:
+    """The total of several outputs (`n`) and each output's own check."""
+    off = [name for name, part in parts.items() if not part.ok]
+    relative = f", {n['gap'] / n['expected']:+.1%}" if n["expected"] else ""
+    lines = [
+        f"Total loss at init: {n['measured']:.6g} (sum of loss_weight x loss over "
+        f"{len(layers)} outputs, regularization {n['regularization']:.4g}), "
+        f"expected {n['expected']:.6g} (gap {n['gap']:+.4g}{relative}; "
+        f"rtol={n['rtol']:g}). With the kernels of layers {layers} set to zero "
+        f"the loss is {n['zero_kernel_loss']:.6g}."
+    ]
+    if off:
+        lines.append(f"NOT OK: output(s) {off} are off (details below).")
+    elif parts:
+        lines.append("OK: every output starts at its best constant.")
+    for name, part in parts.items():
+        lines.append(f"Output '{name}':")
+        lines += ["  " + line for line in part.message.splitlines()]
+    ok = n["ok"] and not off
+    fields = {k: v for k, v in n.items() if k not in ("tol", "ok")}
+    return InitLossCheck(message="\n".join(lines), ok=ok, outputs=parts or None,
+                         **fields)

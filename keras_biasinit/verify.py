@@ -36,22 +36,25 @@ import math
 from typing import Any, Dict, Optional, Union
 
 import keras
-import numpy as np
 
 from keras_biasinit.best_constant import identify_loss
-from keras_biasinit.best_constant import made_for
-from keras_biasinit.best_constant import matches
-from keras_biasinit.best_constant._state import RowsPerExample
 from keras_biasinit.best_constant.counting import ID_LOSSES
 from keras_biasinit.best_constant.counting import check_single_output
-from keras_biasinit.best_constant.counting import per_example
-from keras_biasinit.data.outputs import read_outputs
-from keras_biasinit.diagnosis import FIX
 from keras_biasinit.diagnosis import InitLossCheck
 from keras_biasinit.diagnosis import _Context
 from keras_biasinit.diagnosis import diagnose
+from keras_biasinit.diagnosis import diagnose_outputs
+from keras_biasinit.evaluation import bias_is_initial
+from keras_biasinit.evaluation import check_finite
+from keras_biasinit.evaluation import evaluate
+from keras_biasinit.evaluation import loss_weights
+from keras_biasinit.evaluation import output_loss
+from keras_biasinit.evaluation import regularization
+from keras_biasinit.evaluation import zero_kernels
+from keras_biasinit.expected import expected_losses
+from keras_biasinit.heads import InputSample
 from keras_biasinit.heads import find_heads
-from keras_biasinit.loss_view import loss_view
+from keras_biasinit.heads.arguments import layer_arg
 from keras_biasinit.loss_view import with_class_weight
 
 __all__ = ["InitLossCheck", "verify_loss_at_init"]
@@ -67,96 +70,6 @@ def _check_expected(expected) -> float:
     return value
 
 
-def _output_layer(model: keras.Model, layer: Union[str, keras.layers.Layer, None]):
-    if isinstance(layer, str):
-        return model.get_layer(layer)
-    if layer is not None:
-        return layer
-    if len(getattr(model, "outputs", None) or [None]) > 1:
-        raise ValueError(
-            "The model has several outputs; pass `layer=` (the output layer to "
-            "check) and `expected=` (the total loss at init), or check each "
-            "output with a single-output model that shares its layers."
-        )
-    for candidate in reversed(model.layers):
-        if getattr(candidate, "kernel", None) is not None:
-            return candidate
-    raise ValueError(
-        "Found no layer with a kernel in the model (e.g. a `Dense` or `Conv` "
-        "output layer). Pass `layer=` with the output layer to check."
-    )
-
-
-def _evaluate(model, dataset, steps, verbose) -> float:
-    if isinstance(dataset, tuple) and len(dataset) in (2, 3):
-        x, y, *weights = dataset
-        logs = model.evaluate(
-            x, y, sample_weight=weights[0] if weights else None, steps=steps,
-            verbose=verbose, return_dict=True,
-        )
-    else:
-        logs = model.evaluate(dataset, steps=steps, verbose=verbose, return_dict=True)
-    return float(logs["loss"])
-
-
-def _reads_ids(model) -> bool:
-    """Whether the compiled loss reads integer targets as class ids."""
-    if isinstance(model.loss, (dict, list, tuple)):
-        return False
-    return identify_loss(model.loss).kind in ID_LOSSES
-
-
-def _regularization(model) -> float:
-    return sum(float(keras.ops.convert_to_numpy(x)) for x in model.losses)
-
-
-def _bias_is_initial(layer) -> Optional[bool]:
-    """Whether the bias still holds what its (keras_biasinit) initializer made."""
-    values = getattr(layer.bias_initializer, "bias", None)
-    if values is None or getattr(layer, "bias", None) is None:
-        return None
-    current = keras.ops.convert_to_numpy(layer.bias).astype(np.float64)
-    try:
-        initial = np.broadcast_to(np.asarray(values, np.float64), current.shape)
-    except ValueError:
-        return False
-    return bool(np.allclose(current, initial, rtol=1e-3, atol=1e-3))
-
-
-def _compiled_head(model, out):
-    """The output's head (loss, activation, table row), or None if the table
-    cannot tell (several outputs, or an unknown pair)."""
-    try:
-        heads = find_heads(model)
-    except ValueError:
-        return None
-    return heads[0] if len(heads) == 1 and heads[0].layer is out else None
-
-
-def _compiled_loss_names(model, head):
-    """The compiled loss as written (`'mse'`) and as `kind(params)`, if known."""
-    if head is not None:
-        return head.spec.name, head.spec.describe()
-    if isinstance(model.loss, (dict, list, tuple)):
-        return repr(model.loss), None
-    spec = identify_loss(model.loss)
-    return spec.name, spec.describe() if spec.kind else None
-
-
-def _table_expected(model, head, dataset, steps, class_weight) -> float:
-    """The best constant's loss for the compiled loss, from one pass."""
-    state = head.rule.start(head.spec, head.units, head.activation,
-                            name=f"output '{head.name}'")
-    elements, masks = loss_view(model, [head], class_weight)
-    source = read_outputs(dataset, [(head.name, 0)], steps=steps, verbose=0,
-                          elements=elements, masks=masks)
-    for batches in source:
-        if len(batches[0][0]):
-            state.update(*batches[0])
-    counts = RowsPerExample(source.rows[0], source.examples)
-    return float(per_example(state.result(), counts).expected_loss)
-
-
 def _numbers(measured, expected, zero_kernel, reg, reg0, rtol) -> dict:
     """The split of the gap: kernel, bias and regularization parts."""
     gap = measured - expected
@@ -169,38 +82,65 @@ def _numbers(measured, expected, zero_kernel, reg, reg0, rtol) -> dict:
     )
 
 
-def _expected_and_context(model, out, dataset, steps, expected, class_weight):
-    """The expected loss, and what the message says about where it came from."""
-    initializer = getattr(out, "bias_initializer", None)
-    head = _compiled_head(model, out)
-    made = made_for(initializer)
-    mismatch = head is not None and made is not None and not matches(
-        initializer, head.spec)
-    if expected is None and mismatch:
-        expected = _table_expected(model, head, dataset, steps, class_weight)
-    if expected is None:
-        if getattr(initializer, "expected_loss", None) is None:
-            raise ValueError(
-                f"Cannot tell the expected loss: the bias_initializer of layer "
-                f"'{out.name}' ({type(initializer).__name__}) does not know it. "
-                f"Set the bias with {FIX} or a keras_biasinit initializer's "
-                "`from_dataset` (e.g. `ClassPriorBias.from_dataset(train_ds)`), "
-                "or pass `expected=`."
-            )
-        expected = initializer.expected_loss
-    ctx = _Context(out.name, *_compiled_loss_names(model, head),
-                   type(initializer).__name__, made, mismatch, _bias_is_initial(out))
-    return _check_expected(expected), ctx
+def _context(head, expected) -> _Context:
+    spec = head.spec
+    return _Context(head.layer.name, spec.name, spec.describe() if spec.kind else None,
+                    expected.initializer, expected.made_for, expected.mismatch,
+                    bias_is_initial(head.layer), expected.how, head.name)
+
+
+def _reads_ids(model) -> bool:
+    """Whether the compiled loss reads integer targets as class ids."""
+    if isinstance(model.loss, (dict, list, tuple)):
+        return False
+    return identify_loss(model.loss).kind in ID_LOSSES
+
+
+def _heads(model, dataset, layer, activation):
+    """The heads to check, and all heads (whose kernels are zeroed)."""
+    heads = find_heads(model, layer=layer, activation=activation,
+                       sample=InputSample(dataset), require_rule=False)
+    if layer is None or isinstance(layer, dict) or len(heads) == 1:
+        return heads, heads
+    target = layer_arg(model, layer)
+    return [h for h in heads if h.layer is target], heads
+
+
+def _check_one(model, head, expected, logs, logs0, rtol) -> InitLossCheck:
+    """One head: the model's loss (one output) or its output's loss."""
+    if head.num_outputs == 1:
+        measured, zero = logs["loss"], logs0["loss"]
+        reg, reg0 = regularization(model), logs0["regularization"]
+    else:  # the output's own loss: no regularization, no other output
+        measured, zero = output_loss(logs, head.name), output_loss(logs0, head.name)
+        reg = reg0 = 0.0
+    numbers = _numbers(measured, _check_expected(expected.value), zero, reg, reg0,
+                       rtol)
+    return diagnose(numbers, _context(head, expected))
+
+
+def _check_all(model, heads, found, logs, logs0, rtol, given) -> InitLossCheck:
+    """Several outputs: each output's check, and the total,
+    `sum_i loss_weight_i * loss_i` (+ regularization)."""
+    parts = {} if given is not None else {
+        h.name: _check_one(model, h, found[h.name], logs, logs0, rtol) for h in heads}
+    weights = loss_weights(model, [h.name for h in heads])
+    expected = given if given is not None else sum(
+        w * found[h.name].value for w, h in zip(weights, heads))
+    numbers = _numbers(logs["loss"], expected, logs0["loss"], regularization(model),
+                       logs0["regularization"], rtol)
+    return diagnose_outputs(numbers, parts, [h.layer.name for h in heads])
 
 
 def verify_loss_at_init(
     model: keras.Model,
     dataset: Any,
     *,
+    layer: Any = None,
+    activation: Any = None,
     expected: Optional[float] = None,
     steps: Optional[int] = None,
     rtol: float = 0.05,
-    layer: Union[str, keras.layers.Layer, None] = None,
     verbose: Union[str, int] = 0,
     class_weight: Optional[Dict[int, float]] = None,
 ) -> InitLossCheck:
@@ -217,6 +157,17 @@ def verify_loss_at_init(
     regularization the weight regularizers' penalty. `ok` is
     `|gap| <= rtol * |expected|`; `str(result)` says in words what to fix.
     `expected` may be negative (the Poisson loss at its best constant is).
+
+    The output layer is each output's head, found as `adapt_output_bias`
+    finds it (`keras_biasinit.heads`). With several outputs (and neither
+    `layer=` nor `expected=`), every output is checked on its own
+    (`<output>_loss` of `evaluate`) and the total, `sum_i loss_weight_i *
+    loss_i` with compile's `loss_weights`, against the sum of the expected
+    losses; the kernels of all heads are zeroed together, so no head's kernel
+    is blamed on another head's bias. The per-output parts are in
+    `outputs`, and the message names the head that is off. (`<output>_loss`
+    is a mean over batches: with a short last batch it is not exactly the
+    mean over rows; the total is.)
 
     The loss is the one `model.evaluate` reports: in inference mode (dropout
     off, batch normalization with its initial moving statistics) and including
@@ -244,22 +195,28 @@ def verify_loss_at_init(
     OK: the output bias of layer 'dense_1' predicts the best constant ...
 
     Args:
-        model: a compiled Keras model, before training. By default the output
-            layer is its last layer with a kernel.
+        model: a compiled Keras model, before training (functional,
+            `Sequential`, nested or subclassed: a subclassed `call()` is
+            traced on a few rows of `dataset`).
         dataset: what `model.evaluate` takes as `x`: a `tf.data.Dataset` of
             `(x, y)` or `(x, y, sample_weight)` elements, a
             `keras.utils.PyDataset`, or a tuple `(x, y)` / `(x, y,
             sample_weight)` of arrays. Use the data the bias was computed on.
-        expected: the loss the model should show at init. Defaults to None: the
-            output layer's `bias_initializer.expected_loss` (set by
+        layer: the head to check (a layer or its name; on a model with
+            several outputs, the output it feeds is checked alone), or a dict
+            of them by output name. Defaults to None: every output's head.
+        activation: what `call()` applies after the head outside any layer
+            (e.g. "softmax"), or a dict by output name. Defaults to None.
+        expected: the loss the model (or, with `layer=` on a model with
+            several outputs, that output) should show at init. Defaults to
+            None: the head's `bias_initializer.expected_loss` (set by
             `adapt_output_bias` and the `from_dataset` of the keras_biasinit
             initializers), or, when that initializer was made for another
-            loss, the compiled loss's best-constant loss on `dataset`.
+            loss or does not know its loss (e.g. `Zeros`, as in a reloaded
+            KerasHub task), the compiled loss's best-constant loss computed
+            from `dataset` with the loss table (the message says so).
         steps: number of batches to evaluate. Defaults to None (all).
         rtol: relative tolerance of `ok`. Defaults to 0.05.
-        layer: the output layer (or its name) whose kernel is zeroed and whose
-            bias initializer gives `expected`. Defaults to None: the last layer
-            of `model` with a kernel.
         verbose: passed to `model.evaluate`. Defaults to 0.
         class_weight: `fit`'s `{class: weight}` for a one-output model: the
             loss is measured with each example's (or step's) sample weight
@@ -271,7 +228,9 @@ def verify_loss_at_init(
     Returns:
         An `InitLossCheck`: `measured`, `expected`, `gap`, `zero_kernel_loss`,
         `kernel_part`, `bias_part`, `regularization`, `ok`, `message`, and
-        the `loss` compiled and the one the bias was `made_for`.
+        the `loss` compiled and the one the bias was `made_for`; with several
+        outputs checked, the total's, with each output's own check in
+        `outputs`.
 
     Reference:
         - [Karpathy, 2019, "A Recipe for Training Neural Networks"](
@@ -298,27 +257,26 @@ def verify_loss_at_init(
             "evaluates the model twice. Pass a re-iterable input: a "
             "tf.data.Dataset, a keras.utils.PyDataset or a tuple of arrays."
         )
+    check_finite(dataset, steps)
     if expected is not None:
         expected = _check_expected(expected)
     check_single_output(class_weight, len(getattr(model, "outputs", None) or [0]))
     weighted = with_class_weight(dataset, class_weight, ids=_reads_ids(model))
     # Evaluate first: it builds a model that was not built yet.
-    measured = _evaluate(model, weighted, steps, verbose)
-    if not math.isfinite(measured):
+    logs = evaluate(model, weighted, steps, verbose)
+    if not math.isfinite(logs["loss"]):
         raise ValueError(
-            f"The model's loss at init is {measured}: check the data for NaN/inf "
+            f"The model's loss at init is {logs['loss']}: check the data for NaN/inf "
             "and the output activation against the loss."
         )
-    out = _output_layer(model, layer)
-    expected, ctx = _expected_and_context(model, out, dataset, steps, expected,
-                                          class_weight)
-    reg = _regularization(model)
-    kernel = out.kernel
-    saved = keras.ops.convert_to_numpy(kernel)
-    try:
-        kernel.assign(np.zeros_like(saved))
-        zero_kernel = _evaluate(model, weighted, steps, verbose)
-        reg0 = _regularization(model)
-    finally:
-        kernel.assign(saved)
-    return diagnose(_numbers(measured, expected, zero_kernel, reg, reg0, rtol), ctx)
+    checked, heads = _heads(model, dataset, layer, activation)
+    whole = len(checked) > 1 and expected is not None
+    found = {} if whole else expected_losses(checked, dataset, steps, expected,
+                                             model=model, class_weight=class_weight)
+    with zero_kernels(heads):
+        logs0 = evaluate(model, weighted, steps, verbose)
+        logs0["regularization"] = regularization(model)
+    if len(checked) == 1:
+        return _check_one(model, checked[0], found[checked[0].name], logs, logs0,
+                          rtol)
+    return _check_all(model, checked, found, logs, logs0, rtol, expected)

@@ -90,6 +90,23 @@ def adapt_heads(strategy, data):
         model.get_layer(name).bias).tolist()} for name, init in inits.items()}
 
 
+def adapt_scales(strategy, data):
+    """An MLP with seeded kernels, built in `strategy`'s scope: its kernel
+    gains from `adapt_kernel_scales` on `data`, in layer order."""
+    import keras
+
+    scope = contextlib.nullcontext() if strategy is None else strategy.scope()
+    ds = tf.data.Dataset.from_tensor_slices((data["x"], data["y"])).batch(128)
+    with scope:
+        model = keras.Sequential([keras.Input((4,))] + [
+            keras.layers.Dense(8, activation=activation,
+                               kernel_initializer=keras.initializers.RandomNormal(
+                                   seed=seed))
+            for seed, activation in enumerate(["relu", "tanh", None])])
+        gains = kbi.adapt_kernel_scales(model, ds, strategy=strategy, verbose=0)
+    return [gains[layer.name] for layer in model.layers]
+
+
 def main(path):
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
     worker = strategy.cluster_resolver.task_id
@@ -97,6 +114,7 @@ def main(path):
     result = {"worker": worker}
     result.update({k: _numbers(v) for k, v in compute(strategy, data).items()})
     result["adapt"] = adapt_heads(strategy, data)
+    result["scales"] = adapt_scales(strategy, data)
     with strategy.scope():
         import keras
 

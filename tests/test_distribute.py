@@ -15,6 +15,7 @@ pytest.importorskip("tensorflow")  # the workers are TensorFlow's
 
 import keras_biasinit as kbi  # noqa: E402
 from tests._multi_worker import adapt_heads  # noqa: E402
+from tests._multi_worker import adapt_scales  # noqa: E402
 from tests._multi_worker import compute  # noqa: E402
 from tests._multi_worker import shard_data  # noqa: E402
 
@@ -129,6 +130,15 @@ def test_adapt_output_bias_sets_the_union_biases_on_every_worker(
     chief = adapt_heads(None, shard_data(0))
     assert chief["reg"]["config"]["median"] != workers[1]["adapt"]["reg"][
         "config"]["median"]
+
+
+def test_kernel_scales_are_the_union_gains_on_every_worker(workers, union):
+    expected = adapt_scales(None, union[1])  # one process, the union's rows
+    for worker in workers:
+        np.testing.assert_allclose(worker["scales"], expected, rtol=1e-5)
+    assert workers[0]["scales"] == workers[1]["scales"]  # bit-identical on both
+    chief = adapt_scales(None, shard_data(0))
+    assert not np.allclose(chief, expected, rtol=1e-3)
 
 
 def test_the_union_is_not_either_shard(workers, union):

@@ -41,6 +41,16 @@ MODULES_WITH_EXAMPLES = [
     "keras_biasinit.loss_view",
     "keras_biasinit._optional",
     "keras_biasinit.data.torch_inputs",
+    "keras_biasinit.initializers.rescaled",
+    "keras_biasinit.network._solve",
+    "keras_biasinit.network.kernel_scales",
+    "keras_biasinit.network.adapt_model",
+    "keras_biasinit.initializers.mapped_bias",
+    "keras_biasinit.heads.preserving",
+    "keras_biasinit.heads.units",
+    "keras_biasinit.heads.trace",
+    "keras_biasinit.heads.arguments",
+    "keras_biasinit.heads.find",
 ]
 
 

@@ -156,3 +156,31 @@ def test_regression_outliers(tmp_path, monkeypatch):
     # A MeanBias (expected_loss: the variance) with an MAE loss is caught.
     assert summary["mismatch_ok"] is False
     assert "another loss" in summary["mismatch_message"]
+
+
+def test_network_scales(tmp_path, monkeypatch):
+    _, summary = _execute("network_scales.ipynb", "FAST = True", tmp_path,
+                          monkeypatch)
+    # Independently: the same split of the bundled raw features.
+    from sklearn.datasets import load_breast_cancer
+
+    x, y = load_breast_cancer(return_X_y=True)
+    x_train, _, _, _ = train_test_split(x.astype("float32"), y, test_size=0.2,
+                                        random_state=0, stratify=y)
+    assert summary["n_train"] == len(x_train)
+    assert summary["x_second_moment"] == pytest.approx(
+        np.mean(x_train.astype(np.float64) ** 2), rel=1e-9)
+    depth = summary["depth"]
+    assert len(summary["after"]) == depth + 1
+    hidden = np.array(summary["after"][:depth])
+    # Every hidden layer at the target on held-out rows; the defaults were not.
+    assert np.all((hidden >= 0.8) & (hidden <= 1.25)), hidden
+    before = np.array(summary["before"][:depth])
+    assert np.max(np.abs(np.log(before))) > np.log(10)
+    # The output kernel is only scaled down; the sigmoid of ~0 is ~0.5.
+    assert 0 < summary["gains"][-1] < 1
+    assert summary["after"][-1] == pytest.approx(0.25, rel=0.1)
+    # A clone draws new kernels of the same scale: each layer's E[W^2].
+    ratio = np.array(summary["clone_kernel_ms"]) / np.array(summary["kernel_ms"])
+    assert np.all((ratio > 0.8) & (ratio < 1.25)), ratio
+    assert len(summary["clone_after"]) == depth + 1

@@ -55,7 +55,8 @@ def _pipelines(paths, labels, weights):
             lambda e: {"image": _image(e["path"]), "label": e["label"]}).batch(5),
          "label"),
         ("(x, y, w)", slices((paths, labels, weights)).map(
-            lambda p, y, w: (_image(p), y, w)).shuffle(4, seed=1).batch(5)
+            lambda p, y, w: (_image(p), y, w)).shuffle(
+                4, seed=1, reshuffle_each_iteration=False).batch(5)
          .prefetch(2), None),
         ("padded_batch", slices((paths, labels)).map(
             lambda p, y: (_image(p)[:8], y)).padded_batch(5), None),

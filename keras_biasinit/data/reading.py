@@ -240,11 +240,23 @@ def _with_weight_key(*, target: Any, role: str, sample_weight: Optional[str],
     return target if sample_weight is None else WeightedKey(target, sample_weight)
 
 
+#: A `len()` this large says "endless" (a grain `MapDataset.repeat()` says
+#: `sys.maxsize` or 2**58).
+ENDLESS_LENGTH = 2**53
+
+
 def iterable_length(data: Any, steps: Optional[int]) -> Optional[int]:
     """Batches one pass over an iterable reads, if known (`len`, a
-    `PyDataset`'s `num_batches`, capped by `steps`); an infinite `PyDataset`
-    without `steps` is a ValueError."""
+    `PyDataset`'s `num_batches`, capped by `steps`); an infinite `PyDataset`,
+    or a length of `ENDLESS_LENGTH` or more (grain's `repeat()`), without
+    `steps` is a ValueError."""
     length = len(data) if isinstance(data, collections.abc.Sized) else None
+    if length is not None and length >= ENDLESS_LENGTH and steps is None:
+        raise ValueError(
+            f"The data says its length is {length}, i.e. it is endless (e.g. a "
+            "grain `MapDataset.repeat()`), so the pass would never end. Pass "
+            "`steps=` to read a fixed number of batches."
+        )
     if isinstance(data, keras.utils.PyDataset):
         length = data.num_batches
         if length is None and steps is None:

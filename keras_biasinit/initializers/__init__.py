@@ -7,9 +7,11 @@ from keras_biasinit.initializers.focal_bias import FocalBias
 from keras_biasinit.initializers.he_scaled import HeScaled
 from keras_biasinit.initializers.huber_bias import HuberBias
 from keras_biasinit.initializers.link_bias import LinkBias
+from keras_biasinit.initializers.mapped_bias import MappedBias
 from keras_biasinit.initializers.mean_bias import MeanBias
 from keras_biasinit.initializers.median_bias import MedianBias
 from keras_biasinit.initializers.quantile_bias import QuantileBias
+from keras_biasinit.initializers.rescaled import Rescaled
 from keras_biasinit.initializers.sparse import Sparse
 
 __all__ = [
@@ -20,8 +22,10 @@ __all__ = [
     "HeScaled",
     "HuberBias",
     "LinkBias",
+    "MappedBias",
     "MeanBias",
     "MedianBias",
     "QuantileBias",
+    "Rescaled",
     "Sparse",
 ]
