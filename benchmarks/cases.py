@@ -25,6 +25,7 @@ from jpeg import jpeg_label_pass
 
 SIZES = {
     # name: (full, quick)
+    "sequences": (200_000, 20_000),
     "rows": (10_000_000, 200_000),
     "generated_rows": (50_000_000, 1_000_000),
     "wide_rows": (50_000, 2_000),  # rows of a d=1000 target
@@ -463,6 +464,38 @@ def adapt_two_heads(quick: bool) -> List[Dict]:
                  peak=peak, target="<= 1.3x bare", check=check, limit=1.3)]
 
 
+def adapt_masked(quick: bool) -> List[Dict]:
+    """A per-step softmax head behind `Embedding(mask_zero=True)`: each batch's
+    mask is computed from `x` by the mask's own op (`not_equal`), the rows are
+    weighted as Keras's masked loss weighs them. Against a bare iteration."""
+    import keras
+    import tensorflow as tf
+
+    import keras_biasinit as kbi
+
+    n, steps, batch = _size("sequences", quick), 32, 256
+    rng = np.random.default_rng(0)
+    x = rng.integers(1, 100, size=(n, steps)).astype(np.int32)
+    x[np.arange(steps) >= rng.integers(1, steps + 1, size=(n, 1))] = 0
+    y = rng.choice(10, size=(n, steps), p=np.arange(1, 11) / 55).astype(np.int32)
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch)
+    inputs = keras.Input((None,), dtype="int32")
+    hidden = keras.layers.Embedding(100, 8, mask_zero=True)(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(10, activation="softmax",
+                                                   name="tags")(hidden))
+    model.compile(loss="sparse_categorical_crossentropy")
+    bare, ours, peak, inits = _paired(
+        _bare(ds), lambda: kbi.adapt_output_bias(model, ds, verbose=0))
+    counts = np.zeros(10)  # Keras's rule: each batch's steps weigh n_b / V_b
+    for start in range(0, n, batch):
+        valid = x[start:start + batch] != 0
+        counts += np.bincount(y[start:start + batch][valid], minlength=10) * (
+            valid.shape[0] / valid.sum())
+    check = _close(np.exp(inits["tags"].bias), counts / counts.sum(), rtol=1e-7)
+    return [_row("adapt_output_bias masked steps", n * steps, "tf.data slices.batch",
+                 ours, bare, peak=peak, check=check)]
+
+
 # ---------------------------------------------------------------------------
 # adapt_kernel_scales: one walk over cached inputs, beside one training step
 # ---------------------------------------------------------------------------
@@ -728,6 +761,7 @@ def multi_worker(quick: bool) -> List[Dict]:
 
 CASES = {
     "adapt-two-heads": adapt_two_heads,
+    "adapt-masked": adapt_masked,
     "kernel-scales": kernel_scales,
     "slices-prior": slices_prior,
     "slices-mean": slices_mean,

@@ -17,13 +17,17 @@ import keras
 
 from keras_biasinit.best_constant import searched
 from keras_biasinit.best_constant._state import Composite
+from keras_biasinit.best_constant._state import RowsPerExample
+from keras_biasinit.best_constant.counting import per_example
 from keras_biasinit.data.outputs import read_outputs
+from keras_biasinit.data.progress import resolve_verbose
 from keras_biasinit.distribute import reducer_for
 from keras_biasinit.heads import Head
 from keras_biasinit.heads import InputSample
 from keras_biasinit.heads import find_heads
 from keras_biasinit.initializers import BiasInitializer
 from keras_biasinit.initializers import MappedBias
+from keras_biasinit.loss_view import loss_view
 from keras_biasinit.stats import DEFAULT_MEMORY_BUDGET
 
 __all__ = ["adapt_output_bias"]
@@ -35,7 +39,8 @@ def _one_pass(source, states, reducer) -> None:
     try:
         for batches in source:
             for state, (values, weights) in zip(states, batches):
-                state.update(values, weights)
+                if len(values):  # a batch may mask all of an output's rows
+                    state.update(values, weights)
     except Exception as error:  # pylint: disable=broad-except
         reducer.abort(error)
         raise
@@ -43,12 +48,16 @@ def _one_pass(source, states, reducer) -> None:
 
 def _finish(states, source, reducer) -> List[BiasInitializer]:
     """Every output's initializer from the states merged over all workers:
-    the one-pass states in one reducer call, then each exact search (which
-    reads its output again only if the union exceeds its memory budget)."""
+    the one-pass states and the row counts in one reducer call, then each
+    exact search (which reads its output again only if the union exceeds
+    its memory budget); each loss per row becomes the loss per example."""
     single = [state for state in states if not searched(state)]
-    merged = iter(reducer(Composite(single)).parts if single else ())
-    return [state.finish(source.output(index), reducer) if searched(state)
-            else next(merged).result() for index, state in enumerate(states)]
+    counts = [RowsPerExample(rows, source.examples) for rows in source.rows]
+    parts = reducer(Composite(single + counts)).parts
+    merged, counts = iter(parts[:len(single)]), parts[len(single):]
+    return [per_example(state.finish(source.output(index), reducer)
+                        if searched(state) else next(merged).result(),
+                        counts[index]) for index, state in enumerate(states)]
 
 
 def _for_layer(head: Head, initializer: BiasInitializer) -> BiasInitializer:
@@ -82,6 +91,7 @@ def adapt_output_bias(
     target: Any = None,
     sample_weight: Optional[str] = None,
     classes: Any = None,
+    class_weight: Optional[Dict[int, float]] = None,
 ) -> Dict[str, BiasInitializer]:
     """Sets each output's bias to the best constant for its loss, from data.
 
@@ -93,6 +103,21 @@ def adapt_output_bias(
     The loss is read with its parameters (`label_smoothing`, `from_logits`,
     `gamma`, `alpha`, `apply_class_balancing`, `delta`) and the output's
     activation (a trailing `Activation`/`Softmax` layer, or the layer's own).
+
+    The loss is the one Keras computes (`keras_biasinit.data.loss_elements`):
+    every element of the targets (an example, a time step, a pixel) weighs
+    its sample weight (any shape Keras accepts) times its `class_weight`;
+    elements masked by the output's Keras mask (`Embedding(mask_zero=True)`,
+    `Masking`, ...) or equal to `SparseCategoricalCrossentropy`'s
+    `ignore_class` do not count, and each batch is normalised by the elements
+    left, so that `expected_loss` is what `evaluate` reports on these batches:
+
+        loss = (1 / N) sum_b n_b / V_b sum_{i in b, unmasked} w_i l_i
+
+    (`N` examples, `n_b` in batch `b`, `V_b` unmasked elements in it). The
+    mask is computed on each batch's `x` by the mask's own ops alone; `x` is
+    not read for outputs without a mask. Arrays are then normalised in
+    batches of 32 rows, `fit`'s and `evaluate`'s default.
 
     All outputs are computed in ONE pass over `data` (a one-shot generator
     works), more only for an order statistic over `memory_budget`; nothing
@@ -117,6 +142,14 @@ def adapt_output_bias(
     >>> loss = model.evaluate(x, y, verbose=0)
     >>> bool(abs(loss - init.expected_loss) < 1e-5)
     True
+
+    With `fit`'s class weights, the positives weigh 9 times more: the best
+    constant is then the prior of the weighted labels, 9 * 0.1 / (9 * 0.1 + 0.9):
+
+    >>> init = kbi.adapt_output_bias(model, (x, y), class_weight={1: 9.0},
+    ...                              verbose=0)[model.layers[-1].name]
+    >>> round(float(init.bias[0]), 4)  # log(0.5 / 0.5)
+    0.0
 
     Which bias is set: each output's head, the layer whose output reaches
     the model output through only output-preserving layers (activations,
@@ -178,6 +211,11 @@ def adapt_output_bias(
         classes: the class list of a string or categorical label column
             (its labels' ids are their positions), or a dict of them keyed by
             output name. Defaults to None.
+        class_weight: `fit`'s `{class: weight}`, for a one-output model: each
+            example's (or step's) sample weight is multiplied by the weight of
+            its label's class, the argmax of a label vector or the rounded id
+            (1 for a class not named), as `fit(..., class_weight=...)` does.
+            Defaults to None.
 
     Returns:
         `{output_name: initializer}`, each with `expected_loss`: that output's
@@ -200,11 +238,14 @@ def adapt_output_bias(
     heads = find_heads(model, loss, layer=layer, activation=activation,
                        sample=sample)
     data = sample.data  # a peeked one-shot iterator has its element back
+    elements, masks = loss_view(model, heads, class_weight, resolve_verbose(
+        verbose, streamed=not isinstance(data, tuple)))
     reducer = reducer_for(strategy)
     source = read_outputs(
         data, [(head.name, head.index) for head in heads], steps=steps,
         batched=batched, verbose=verbose, num_outputs=heads[0].num_outputs,
         target=target, sample_weight=sample_weight, classes=classes,
+        elements=elements, masks=masks,
     )
     source.allow_empty = reducer.distributed  # the union is checked, not a shard
     states = [

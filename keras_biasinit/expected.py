@@ -17,8 +17,11 @@ from typing import Any, Dict, List, Optional
 from keras_biasinit.best_constant import made_for
 from keras_biasinit.best_constant import matches
 from keras_biasinit.best_constant import searched
+from keras_biasinit.best_constant._state import RowsPerExample
+from keras_biasinit.best_constant.counting import per_example
 from keras_biasinit.data.outputs import read_outputs
 from keras_biasinit.initializers import MappedBias
+from keras_biasinit.loss_view import loss_view
 
 __all__ = ["Expected", "expected_losses"]
 
@@ -45,17 +48,24 @@ def loss_initializer(layer: Any) -> Any:
     return initializer.source if isinstance(initializer, MappedBias) else initializer
 
 
-def _from_table(heads: List[Any], dataset: Any, steps: Optional[int]) -> List[float]:
-    """The best constant's loss of each head's compiled loss, one pass."""
+def _from_table(heads: List[Any], dataset: Any, steps: Optional[int], model: Any,
+                class_weight: Any) -> List[float]:
+    """The best constant's loss of each head's compiled loss, one pass, with
+    the elements, masks and class weights the loss counts."""
+    elements, masks = loss_view(model, heads, class_weight)
     source = read_outputs(dataset, [(h.name, h.index) for h in heads], steps=steps,
-                          verbose=0, num_outputs=heads[0].num_outputs)
+                          verbose=0, num_outputs=heads[0].num_outputs,
+                          elements=elements, masks=masks)
     states = [h.rule.start(h.spec, h.units, h.activation, name=f"output '{h.name}'")
               for h in heads]
     for batches in source:
         for state, batch in zip(states, batches):
-            state.update(*batch)
-    return [float((s.finish(source.output(k)) if searched(s) else s.result())
-                  .expected_loss) for k, s in enumerate(states)]
+            if len(batch[0]):  # a batch may mask all of an output's rows
+                state.update(*batch)
+    return [float(per_example(
+        s.finish(source.output(k)) if searched(s) else s.result(),
+        RowsPerExample(source.rows[k], source.examples)).expected_loss)
+        for k, s in enumerate(states)]
 
 
 def _unknown(head: Any, initializer: Any) -> ValueError:
@@ -69,7 +79,8 @@ def _unknown(head: Any, initializer: Any) -> ValueError:
 
 
 def expected_losses(heads: List[Any], dataset: Any, steps: Optional[int],
-                    given: Optional[float] = None) -> Dict[str, Expected]:
+                    given: Optional[float] = None, *, model: Any = None,
+                    class_weight: Any = None) -> Dict[str, Expected]:
     """Each head's `Expected`, by output name (`given` for a single head)."""
     found, pending = {}, []
     for head in heads:
@@ -87,7 +98,8 @@ def expected_losses(heads: List[Any], dataset: Any, steps: Optional[int],
         else:
             pending.append((head, Expected(0.0, TABLE, name, made, mismatch)))
     if pending:
-        values = _from_table([h for h, _ in pending], dataset, steps)
+        values = _from_table([h for h, _ in pending], dataset, steps, model,
+                             class_weight)
         for (head, expected), value in zip(pending, values):
             expected.value = value
             found[head.name] = expected

@@ -33,10 +33,13 @@ from __future__ import annotations
 
 import collections.abc
 import math
-from typing import Any, Optional, Union
+from typing import Any, Dict, Optional, Union
 
 import keras
 
+from keras_biasinit.best_constant import identify_loss
+from keras_biasinit.best_constant.counting import ID_LOSSES
+from keras_biasinit.best_constant.counting import check_single_output
 from keras_biasinit.diagnosis import InitLossCheck
 from keras_biasinit.diagnosis import _Context
 from keras_biasinit.diagnosis import diagnose
@@ -52,6 +55,7 @@ from keras_biasinit.expected import expected_losses
 from keras_biasinit.heads import InputSample
 from keras_biasinit.heads import find_heads
 from keras_biasinit.heads.arguments import layer_arg
+from keras_biasinit.loss_view import with_class_weight
 
 __all__ = ["InitLossCheck", "verify_loss_at_init"]
 
@@ -83,6 +87,13 @@ def _context(head, expected) -> _Context:
     return _Context(head.layer.name, spec.name, spec.describe() if spec.kind else None,
                     expected.initializer, expected.made_for, expected.mismatch,
                     bias_is_initial(head.layer), expected.how, head.name)
+
+
+def _reads_ids(model) -> bool:
+    """Whether the compiled loss reads integer targets as class ids."""
+    if isinstance(model.loss, (dict, list, tuple)):
+        return False
+    return identify_loss(model.loss).kind in ID_LOSSES
 
 
 def _heads(model, dataset, layer, activation):
@@ -131,6 +142,7 @@ def verify_loss_at_init(
     steps: Optional[int] = None,
     rtol: float = 0.05,
     verbose: Union[str, int] = 0,
+    class_weight: Optional[Dict[int, float]] = None,
 ) -> InitLossCheck:
     """Checks a fresh model's loss against the loss its output bias predicts.
 
@@ -206,6 +218,12 @@ def verify_loss_at_init(
         steps: number of batches to evaluate. Defaults to None (all).
         rtol: relative tolerance of `ok`. Defaults to 0.05.
         verbose: passed to `model.evaluate`. Defaults to 0.
+        class_weight: `fit`'s `{class: weight}` for a one-output model: the
+            loss is measured with each example's (or step's) sample weight
+            times the weight of its label's class (the argmax of a label
+            vector, the rounded id otherwise; 1 for classes not named), the
+            loss `fit(..., class_weight=...)` minimises. Pass the same dict
+            to `adapt_output_bias`. Defaults to None.
 
     Returns:
         An `InitLossCheck`: `measured`, `expected`, `gap`, `zero_kernel_loss`,
@@ -242,8 +260,10 @@ def verify_loss_at_init(
     check_finite(dataset, steps)
     if expected is not None:
         expected = _check_expected(expected)
+    check_single_output(class_weight, len(getattr(model, "outputs", None) or [0]))
+    weighted = with_class_weight(dataset, class_weight, ids=_reads_ids(model))
     # Evaluate first: it builds a model that was not built yet.
-    logs = evaluate(model, dataset, steps, verbose)
+    logs = evaluate(model, weighted, steps, verbose)
     if not math.isfinite(logs["loss"]):
         raise ValueError(
             f"The model's loss at init is {logs['loss']}: check the data for NaN/inf "
@@ -251,9 +271,10 @@ def verify_loss_at_init(
         )
     checked, heads = _heads(model, dataset, layer, activation)
     whole = len(checked) > 1 and expected is not None
-    found = {} if whole else expected_losses(checked, dataset, steps, expected)
+    found = {} if whole else expected_losses(checked, dataset, steps, expected,
+                                             model=model, class_weight=class_weight)
     with zero_kernels(heads):
-        logs0 = evaluate(model, dataset, steps, verbose)
+        logs0 = evaluate(model, weighted, steps, verbose)
         logs0["regularization"] = regularization(model)
     if len(checked) == 1:
         return _check_one(model, checked[0], found[checked[0].name], logs, logs0,

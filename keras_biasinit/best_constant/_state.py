@@ -21,6 +21,8 @@ from __future__ import annotations
 import copy
 from typing import List, Sequence
 
+import numpy as np
+
 from keras_biasinit.stats.state import Arrays
 
 
@@ -66,3 +68,39 @@ class Composite:
 
     def result(self) -> list:
         return [part.result() for part in self.parts]
+
+
+class RowsPerExample:
+    """Rows fed to an output's state and examples read, merged like a state:
+    the state's loss (a sum over its rows / rows) times `rows / examples` is
+    the loss per example that `evaluate` reports (see
+    `keras_biasinit.data.loss_elements`)."""
+
+    def __init__(self, rows: float = 0.0, examples: float = 0.0) -> None:
+        self.rows, self.examples = float(rows), float(examples)
+
+    def update(self, rows: int, examples: int) -> "RowsPerExample":
+        self.rows += rows
+        self.examples += examples
+        return self
+
+    def merge(self, other: "RowsPerExample") -> "RowsPerExample":
+        return self.update(other.rows, other.examples)
+
+    def to_arrays(self) -> Arrays:
+        return {"counts": np.asarray([self.rows, self.examples])}
+
+    def from_arrays(self, arrays: Arrays) -> "RowsPerExample":
+        return RowsPerExample(*np.asarray(arrays["counts"], np.float64))
+
+    def result(self) -> float:
+        return self.rows / self.examples if self.examples else 1.0
+
+
+def with_expected_loss(initializer, factor: float):
+    """`initializer` with its `expected_loss` multiplied by `factor`."""
+    if factor == 1.0 or initializer.expected_loss is None:
+        return initializer
+    config = initializer.get_config()
+    config["expected_loss"] = float(initializer.expected_loss) * factor
+    return type(initializer).from_config(config)

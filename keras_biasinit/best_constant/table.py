@@ -110,8 +110,8 @@ def rule_for(spec: LossSpec, activation: str, output: str) -> Rule:
     if spec.kind is not None and spec.reduction not in REDUCTIONS:
         problem = (f"its reduction is {spec.reduction!r}; the best constant is "
                    f"computed for {' or '.join(map(repr, REDUCTIONS))}")
-    elif spec.params.get("axis", -1) != -1 or spec.params.get("ignore_class"):
-        problem = "`axis` other than -1 and `ignore_class` are not supported"
+    elif spec.params.get("axis", -1) != -1:
+        problem = "`axis` other than -1 is not supported"
     else:
         for rule in TABLE:
             if rule.accepts(spec, activation):

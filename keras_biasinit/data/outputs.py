@@ -10,6 +10,13 @@ with the same inputs `keras_biasinit.data.read_batches` takes: a
 pipeline, and an unbatched one is batched), a tuple of arrays (one batch), a
 `keras.utils.PyDataset` or any iterable of such tuples (a one-shot generator
 is read once). Only a `tf.data.Dataset` goes through TensorFlow.
+
+Each output's batch becomes the rows its loss counts, weighted as Keras
+weighs them (`keras_biasinit.data.loss_elements`: every sample-weight shape,
+`class_weight`, `ignore_class`, and the output's Keras mask, computed from the
+batch's `x` by `masks` when given; `x` is read only then). Where a loss is
+normalised per batch (a mask or `ignore_class`), a tuple of arrays is read in
+batches of 32 rows, as `fit` and `evaluate` batch it by default.
 """
 
 from __future__ import annotations
@@ -30,7 +37,8 @@ from keras_biasinit.data.datasets import check_cardinality
 from keras_biasinit.data.datasets import check_specs
 from keras_biasinit.data.elements import Batch
 from keras_biasinit.data.elements import _first_rows
-from keras_biasinit.data.elements import _to_batch
+from keras_biasinit.data.loss_elements import LossElements
+from keras_biasinit.data.loss_elements import loss_rows
 from keras_biasinit.data.torch_inputs import loader_elements
 from keras_biasinit.data.reading import Batches
 from keras_biasinit.data.reading import _check_steps
@@ -42,6 +50,10 @@ __all__ = ["OneOutput", "OutputBatches", "read_outputs"]
 
 #: An output, as `(name, index)`: its key in a dict `y`, its place in a list.
 Output = Tuple[str, int]
+#: The batch size of `fit` and `evaluate` on arrays, when none is given.
+ARRAY_BATCH_SIZE = 32
+#: Arrays are read (their masks computed) in chunks of this many batches.
+_ARRAY_CHUNK = 1024
 
 
 def _part(structure: Any, output: Output, count: int, what: str) -> Any:
@@ -72,6 +84,11 @@ def _part(structure: Any, output: Output, count: int, what: str) -> Any:
     return structure
 
 
+def _features(element: Any) -> Any:
+    """The `x` of an `(x, y[, w])` element."""
+    return element[0] if isinstance(element, tuple) else None
+
+
 def _select(element: Any, outputs: Sequence[Output],
             n: int) -> List[Tuple[Any, Any]]:
     """Per output, `(values, weights-or-None)` from one `(x, y[, w])` element
@@ -93,13 +110,29 @@ def _select(element: Any, outputs: Sequence[Output],
 
 class OutputBatches(Batches):
     """A source of per-output NumPy batches: each step a list of
-    `(values, weights)`, one per output. One `iter()` is one pass, with the
-    progress bar, the one-shot and the empty-data checks of
-    `keras_biasinit.data.Batches` (`allow_empty`, `reiterable`, `passes`)."""
+    `(rows, weights)`, one per output, as its loss counts them. One `iter()`
+    is one pass, with the progress bar, the one-shot and the empty-data
+    checks of `keras_biasinit.data.Batches` (`allow_empty`, `reiterable`,
+    `passes`). After the first pass, `rows[i]` is how many rows output `i`
+    was given and `examples` how many examples were read."""
 
-    def _convert(self, parts, _):
-        batches = [_to_batch(values, weights) for values, weights in parts]
-        return batches, batches[0][0].shape[0]
+    def setup(self, elements: Sequence[LossElements], masks=None,
+              batch_size: Optional[int] = None) -> "OutputBatches":
+        self._elements, self._masks = list(elements), masks
+        self._batch_size = batch_size
+        self.rows, self.examples = np.zeros(len(self._elements)), 0
+        return self
+
+    def _convert(self, parts, x):
+        masks = self._masks(x) if self._masks is not None else [None] * len(parts)
+        converted = [loss_rows(values, weights, mask, elements, self._batch_size)
+                     for
+                     (values, weights), mask, elements in zip(parts, masks,
+                                                               self._elements)]
+        if self.passes == 1:
+            self.rows += [len(rows) for rows, _, _ in converted]
+            self.examples += converted[0][2]
+        return [(rows, weights) for rows, weights, _ in converted], converted[0][2]
 
     def output(self, index: int,
                transform: Optional[Callable[[Batch], Batch]] = None) -> "OneOutput":
@@ -123,10 +156,11 @@ class OneOutput:
     def __iter__(self) -> Iterator[Batch]:
         for batches in self.source:
             batch = batches[self.index]
-            yield batch if self.transform is None else self.transform(batch)
+            if len(batch[0]):  # a batch may mask all of this output's rows
+                yield batch if self.transform is None else self.transform(batch)
 
 
-def _dataset(data: tf.data.Dataset, outputs, n, steps, batched, verbose):
+def _dataset(data: tf.data.Dataset, outputs, n, steps, batched, verbose, with_x):
     """Every output's targets selected inside the pipeline, as
     `keras_biasinit.data.datasets.pass_dataset` does for one target."""
     check_cardinality(data, steps)
@@ -138,8 +172,9 @@ def _dataset(data: tf.data.Dataset, outputs, n, steps, batched, verbose):
 
     def select(element):
         picked = _select(element, outputs, n)
-        return tuple(v for v, _ in picked), tuple(w for _, w in picked
-                                                  if w is not None)
+        values = tuple(v for v, _ in picked)
+        weights = tuple(w for _, w in picked if w is not None)
+        return (values, weights, element[0]) if with_x else (values, weights)
 
     ds = data.take(steps) if steps is not None else data
     total = int(ds.cardinality())
@@ -153,15 +188,50 @@ def _dataset(data: tf.data.Dataset, outputs, n, steps, batched, verbose):
     ds = ds.prefetch(tf.data.AUTOTUNE)
 
     def make_iterator():
-        for values, weights in ds.as_numpy_iterator():
+        for values, weights, *x in ds.as_numpy_iterator():
             given = iter(weights)
             parts = [(v, next(given) if has else None)
                      for v, has in zip(values, weighted)]
-            yield parts, None, 1 if batched else np.shape(values[0])[0]
+            yield parts, x[0] if x else None, 1 if batched else np.shape(
+                values[0])[0]
 
     return OutputBatches(make_iterator, reiterable=True,
                          total=total if total >= 0 else None,
                          unit="batch" if batched else "example", verbose=verbose)
+
+
+def _slice(structure: Any, rows: slice) -> Any:
+    """`rows` of every array in `x` (an array, or a dict/list/tuple of them)."""
+    if isinstance(structure, collections.abc.Mapping):
+        return {key: _slice(value, rows) for key, value in structure.items()}
+    if isinstance(structure, (list, tuple)):
+        return type(structure)(_slice(value, rows) for value in structure)
+    return None if structure is None else np.asarray(structure)[rows]
+
+
+def _arrays(data: tuple, outputs, n, steps, per_batch: bool, verbose):
+    """One batch of arrays; in chunks of `ARRAY_BATCH_SIZE` rows normalised
+    each as a batch where the loss is normalised per batch (as `fit` and
+    `evaluate` batch them)."""
+    parts = _select(data, outputs, n)
+    x = data[0]
+    if steps is not None:
+        parts = [(_first_rows(v, steps), _first_rows(w, steps)) for v, w in parts]
+        x = _slice(x, slice(0, steps))
+    size = np.shape(parts[0][0])[0] if np.ndim(parts[0][0]) else 1
+    step = ARRAY_BATCH_SIZE * _ARRAY_CHUNK if per_batch else max(size, 1)
+    starts = range(0, max(size, 1), step)
+
+    def batches():
+        for start in starts:
+            rows = slice(start, start + step)
+            yield ([(_slice(v, rows), None if w is None or np.ndim(w) == 0
+                     else _slice(w, rows)) for v, w in parts]
+                   if len(starts) > 1 else parts), (
+                _slice(x, rows) if len(starts) > 1 else x), 1
+
+    return OutputBatches(batches, reiterable=True, total=len(starts),
+                         verbose=verbose)
 
 
 def read_outputs(
@@ -172,6 +242,8 @@ def read_outputs(
     batched: Optional[bool] = None,
     verbose: Union[str, int] = "auto",
     num_outputs: Optional[int] = None,
+    elements: Optional[Sequence[LossElements]] = None,
+    masks: Optional[Callable[[Any], List[Optional[np.ndarray]]]] = None,
     target: Any = None,
     sample_weight: Optional[str] = None,
     classes: Any = None,
@@ -189,6 +261,11 @@ def read_outputs(
         verbose: `"auto"`, 0, 1 or 2. Defaults to "auto".
         num_outputs: how many outputs the model has (the length of a list
             `y`). Defaults to None: `len(outputs)`.
+        elements: per output, how its loss counts its elements (ids, class
+            weights, `ignore_class`). Defaults to None: `LossElements()` each.
+        masks: a function of a batch's `x` giving each output's Keras mask
+            (or None), e.g. `keras_biasinit.loss_view.OutputMasks`.
+            Defaults to None: no masks, and `x` is not read.
         target, sample_weight, classes: the columns of a pandas / Arrow
             input (see `keras_biasinit.data.columnar_outputs`).
             Defaults to None.
@@ -201,13 +278,21 @@ def read_outputs(
     [[[0.0, 1.0, 2.0, 3.0], [1.0, 1.0, 1.0, 1.0]]]
     """
     _check_steps(steps)
+    elements = list(elements or [LossElements()] * len(outputs))
     kind = columnar_kind(data)
     if kind is not None:  # pandas / Arrow: the columns named by `target=`
+        if masks is not None:
+            raise ValueError(
+                "The model's output carries a Keras mask, computed from `x`, but a "
+                "pandas / Arrow input gives only the label columns: pass `(x, y)` "
+                "batches (e.g. a tf.data.Dataset) for a masked output."
+            )
         make_iterator, total = columnar_outputs_reader(
             data, [name for name, _ in outputs], target, sample_weight, classes, steps)
         return OutputBatches(make_iterator, reiterable=True, total=total,
                              unit="example",
-                             verbose=resolve_verbose(verbose, kind == "dataset"))
+                             verbose=resolve_verbose(verbose, kind == "dataset")
+                             ).setup(elements)
     if target is not None or sample_weight is not None or classes is not None:
         raise ValueError(
             "`target=`, `sample_weight=` and `classes=` name the columns of a "
@@ -217,18 +302,15 @@ def read_outputs(
     verbose = resolve_verbose(verbose, streamed=not isinstance(data, tuple))
     outputs = list(outputs)
     n = len(outputs) if num_outputs is None else int(num_outputs)
+    per_batch = masks is not None or any(e.ignore_class is not None
+                                         for e in elements)
     if is_tf_dataset(data):
-        return _dataset(data, outputs, n, steps, batched, verbose)
-    if isinstance(data, tuple):
-        parts = _select(data, outputs, n)
-        if steps is not None:
-            parts = [(_first_rows(v, steps), _first_rows(w, steps)) for v, w in parts]
-
-        def one():
-            yield parts, None, 1
-
-        return OutputBatches(one, reiterable=True, total=1, verbose=verbose)
-    if isinstance(data, (str, bytes, np.ndarray, collections.abc.Mapping)) or \
+        source = _dataset(data, outputs, n, steps, batched, verbose,
+                          masks is not None)
+    elif isinstance(data, tuple):
+        source = _arrays(data, outputs, n, steps, per_batch, verbose)
+        return source.setup(elements, masks, ARRAY_BATCH_SIZE if per_batch else None)
+    elif isinstance(data, (str, bytes, np.ndarray, collections.abc.Mapping)) or \
             not isinstance(data, collections.abc.Iterable):
         raise TypeError(
             f"Unsupported data of type {type(data).__name__}: pass what "
@@ -236,12 +318,14 @@ def read_outputs(
             "(x, y[, sample_weight]) batches, a tuple (x, y[, sample_weight]) of "
             "arrays, or an iterable of such tuples."
         )
-    data = loader_elements(data)  # a torch DataLoader's [x, y] lists
-    length = iterable_length(data, steps)
+    else:
+        data = loader_elements(data)  # a torch DataLoader's [x, y] lists
+        length = iterable_length(data, steps)
 
-    def many():
-        for element in itertools.islice(data, steps):
-            yield _select(element, outputs, n), None, 1
+        def many():
+            for element in itertools.islice(data, steps):
+                yield _select(element, outputs, n), _features(element), 1
 
-    return OutputBatches(many, reiterable=not isinstance(
-        data, collections.abc.Iterator), total=length, verbose=verbose)
+        source = OutputBatches(many, reiterable=not isinstance(
+            data, collections.abc.Iterator), total=length, verbose=verbose)
+    return source.setup(elements, masks)
