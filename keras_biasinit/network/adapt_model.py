@@ -27,7 +27,7 @@ def adapt_model(
     *,
     steps: Optional[int] = None,
     target: float = 1.0,
-    output_target: float = 0.01,
+    output_target: float = 1e-4,
     loss: Any = None,
     verbose: Union[str, int] = "auto",
     batched: Optional[bool] = None,
@@ -64,7 +64,7 @@ def adapt_model(
             generator).
         steps: read at most this many batches. Defaults to None (all).
         target: see `adapt_kernel_scales`. Defaults to 1.0.
-        output_target: see `adapt_kernel_scales`. Defaults to 0.01.
+        output_target: see `adapt_kernel_scales`. Defaults to 1e-4.
         loss: see `adapt_output_bias`. Defaults to None (the compiled loss).
         verbose: `"auto"`, 0, 1 or 2. Defaults to "auto".
         batched: see `adapt_output_bias`. Defaults to None.

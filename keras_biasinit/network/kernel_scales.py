@@ -95,7 +95,7 @@ def adapt_kernel_scales(
     *,
     steps: Optional[int] = None,
     target: float = 1.0,
-    output_target: float = 0.01,
+    output_target: float = 1e-4,
     verbose: Union[str, int] = "auto",
     batched: Optional[bool] = None,
     strategy: Any = None,
@@ -123,8 +123,11 @@ def adapt_kernel_scales(
       `LayerNormalization`, `GroupNormalization`, through pass-through ops)
       is left alone: its scale cannot change what follows. Reported.
     - An output layer (reaching a model output through activations only) is
-      never scaled up: its kernel part `W x` is scaled down to second moment
-      `output_target`, so the loss at init is its bias's.
+      never scaled up: its kernel part `z = W x` is scaled down to second
+      moment `output_target`, so the loss at init is its bias's. Small, as
+      `z` may follow the label: the loss moves to first order by
+      `E[(p - y) z]`, up to `sd(p - y) * sqrt(output_target)` (Cauchy-Schwarz;
+      0.005 for a balanced binary cross-entropy of 0.693 at the default).
     - `MultiHeadAttention` gets ONE gain for its query, key, value and output
       projections: Keras rebuilds all four from the layer's single
       `kernel_initializer`, so only a shared gain survives `.keras` files.
@@ -163,7 +166,7 @@ def adapt_kernel_scales(
         target: the second moment of each scaled layer's output. Defaults to
             1.0.
         output_target: the most the output layers' `E[(W x)^2]` may be.
-            Defaults to 0.01.
+            Defaults to 1e-4.
         verbose: `"auto"`, 0, 1 or 2: a progress bar for the read, and the
             table of gains. Defaults to "auto".
         batched: whether each element of a `tf.data.Dataset` is a batch.
