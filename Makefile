@@ -14,7 +14,7 @@ NOTF_STAMP := $(NOTF_VENV)/.installed
 TORCH ?= torch==2.13.0+cpu
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install test test-notf test-torch demo bench clean
+.PHONY: install test test-lane-tf test-lane-jax test-notf test-torch demo bench clean
 
 $(DEV_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,23 +31,30 @@ $(NOTF_STAMP): pyproject.toml
 
 install: $(DEV_STAMP)
 
-# Everything under TensorFlow, then the Keras-facing tests (marked `keras`)
-# under JAX beside TensorFlow, then in .venv-notf (no TensorFlow; a test checks
-# that it is absent there) under JAX and under torch; each run prints its own
-# summary.
-test: $(DEV_STAMP) $(NOTF_STAMP)
-	KERAS_BACKEND=tensorflow $(BIN)/python -m pytest
-	KERAS_BACKEND=jax $(BIN)/python -m pytest -m keras
-	KBI_NO_TENSORFLOW=1 KERAS_BACKEND=jax $(NOTF_BIN)/python -m pytest -m keras
+# Four runs in two lanes, side by side on two cores (each lane's output is
+# printed whole when it ends, with each run's own summary):
+# - everything under TensorFlow, then the Keras-facing tests (marked `keras`)
+#   under torch in .venv-notf (no TensorFlow);
+# - the Keras-facing tests under JAX beside TensorFlow, then under JAX in
+#   .venv-notf (a test checks that TensorFlow is absent there).
+test:
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-lane-tf test-lane-jax
+
+test-lane-tf: $(DEV_STAMP) $(NOTF_STAMP)
+	KERAS_BACKEND=tensorflow $(BIN)/python -m pytest -p no:cacheprovider
 	$(MAKE) --no-print-directory test-torch
+
+test-lane-jax: $(DEV_STAMP) $(NOTF_STAMP)
+	KERAS_BACKEND=jax $(BIN)/python -m pytest -p no:cacheprovider -m keras
+	$(MAKE) --no-print-directory test-notf
 
 # The last two runs of `make test` alone.
 test-notf: $(NOTF_STAMP)
-	KBI_NO_TENSORFLOW=1 KERAS_BACKEND=jax $(NOTF_BIN)/python -m pytest -m keras
+	KBI_NO_TENSORFLOW=1 KERAS_BACKEND=jax $(NOTF_BIN)/python -m pytest -p no:cacheprovider -m keras
 
 test-torch: $(NOTF_STAMP)
 	@if $(NOTF_BIN)/python -c "import torch" 2>/dev/null; then \
-	  KBI_NO_TENSORFLOW=1 KERAS_BACKEND=torch $(NOTF_BIN)/python -m pytest -m keras; \
+	  KBI_NO_TENSORFLOW=1 KERAS_BACKEND=torch $(NOTF_BIN)/python -m pytest -p no:cacheprovider -m keras; \
 	else echo "torch is not installed in $(NOTF_VENV): the torch run is left out."; fi
 
 demo: $(DEV_STAMP)
