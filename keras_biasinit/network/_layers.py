@@ -19,6 +19,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_biasinit.heads.preserving import function_name
 from keras_biasinit.initializers.rescaled import Rescaled
 
 _L = keras.layers
@@ -52,22 +53,12 @@ NORMALISATION = tuple(
 _HOMOGENEOUS_ACTIVATIONS = ("linear", "relu")
 
 
-def activation_name(fn: Any) -> str:
-    if fn is None:
-        return "linear"
-    try:
-        name = keras.activations.serialize(fn)
-    except (ValueError, TypeError):
-        name = None
-    return name if isinstance(name, str) else getattr(fn, "__name__", repr(fn))
-
-
 def passes_scale(op: Any) -> bool:
     """`op(g x) = g op(x)` for every `g > 0` (a positively homogeneous op)."""
     if isinstance(op, PASS_THROUGH):
         return True
     if isinstance(op, _L.Activation):
-        return activation_name(op.activation) in _HOMOGENEOUS_ACTIVATIONS
+        return function_name(op.activation) in _HOMOGENEOUS_ACTIVATIONS
     if isinstance(op, _L.ReLU):
         return not op.max_value and not op.threshold
     return False
@@ -126,7 +117,7 @@ def is_homogeneous(layer: Any) -> bool:
         return True
     if isinstance(layer, _L.MultiHeadAttention):
         return False
-    if activation_name(getattr(layer, "activation", None)) not in \
+    if function_name(getattr(layer, "activation", None)) not in \
             _HOMOGENEOUS_ACTIVATIONS:
         return False
     bias = getattr(layer, "bias", None)
