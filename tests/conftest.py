@@ -16,6 +16,7 @@ is imported. Both happen here, at import, before any test module runs an op.
 """
 
 import os
+import re
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 if os.environ.get("KERAS_BACKEND") == "jax":
@@ -41,6 +42,35 @@ def pytest_report_header(config):
     tf_version = tf.__version__ if HAS_TF else "not installed"
     return (f"keras backend: {BACKEND} (keras {keras.__version__}); "
             f"tensorflow: {tf_version}")
+
+
+#: `make test` runs the Keras-facing tests without TensorFlow first, with this
+#: set to a file: the tests that skipped for want of TensorFlow (or of a package
+#: that needs it) are listed there, one node id a line, and run again under JAX
+#: beside TensorFlow (`pytest @file`).
+_SKIPS_FILE = os.environ.get("KBI_RECORD_TF_SKIPS")
+_NEEDS_TF = re.compile(
+    r"needs TensorFlow|could not import "
+    r"'(tensorflow|tensorflow_datasets|keras_hub|grain)'"
+)
+
+
+def _record_tf_skip(report):
+    if not (_SKIPS_FILE and report.skipped):
+        return
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(
+        report.longrepr)
+    if _NEEDS_TF.search(reason):
+        with open(_SKIPS_FILE, "a", encoding="utf-8") as f:
+            f.write(report.nodeid + "\n")
+
+
+def pytest_runtest_logreport(report):
+    _record_tf_skip(report)
+
+
+def pytest_collectreport(report):
+    _record_tf_skip(report)
 
 
 def pytest_runtest_setup(item):
