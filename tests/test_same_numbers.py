@@ -108,8 +108,10 @@ def _model():
 
 @pytest.fixture(scope="module")
 def adapted():
+    """The hidden kernel scaled from data (a `Rescaled` initializer), then
+    every output bias set (`adapt_model`)."""
     model = _model()
-    kbi.adapt_output_bias(model, (X, {"ids": IDS, "reg": Y}), verbose=0)
+    kbi.adapt_model(model, (X, {"ids": IDS, "reg": Y}), verbose=0)
     return model
 
 
@@ -128,11 +130,14 @@ _LOAD = textwrap.dedent("""
     import keras_biasinit  # registers the initializers
 
     model = keras.models.load_model(sys.argv[1], compile=False)
+    hidden = model.get_layer("hidden")
     print(json.dumps({
-        name: [keras.ops.convert_to_numpy(model.get_layer(name).bias).tolist(),
-               keras.saving.serialize_keras_object(
-                   model.get_layer(name).bias_initializer)]
-        for name in ("ids", "reg")
+        **{name: [keras.ops.convert_to_numpy(model.get_layer(name).bias).tolist(),
+                  keras.saving.serialize_keras_object(
+                      model.get_layer(name).bias_initializer)]
+           for name in ("ids", "reg")},
+        "hidden": [keras.ops.convert_to_numpy(hidden.kernel).tolist(),
+                   keras.saving.serialize_keras_object(hidden.kernel_initializer)],
     }))
 """)
 
@@ -145,7 +150,7 @@ def _another_backend():
     return None
 
 
-def test_a_keras_file_loads_under_another_backend_with_the_same_biases(
+def test_a_keras_file_loads_under_another_backend_with_the_same_biases_and_gains(
         adapted, tmp_path):
     other = _another_backend()
     if other is None:
@@ -164,3 +169,10 @@ def test_a_keras_file_loads_under_another_backend_with_the_same_biases(
             np.asarray(bias, np.float32), keras.ops.convert_to_numpy(layer.bias))
         assert config == keras.saving.serialize_keras_object(layer.bias_initializer)
         assert config["registered_name"].startswith("keras_biasinit>")
+    kernel, config = loaded["hidden"]
+    hidden = adapted.get_layer("hidden")
+    np.testing.assert_array_equal(
+        np.asarray(kernel, np.float32), keras.ops.convert_to_numpy(hidden.kernel))
+    assert config == keras.saving.serialize_keras_object(hidden.kernel_initializer)
+    assert config["registered_name"] == "keras_biasinit>Rescaled"
+    assert config["config"]["gain"] != 1.0  # the data's scale, not the default
