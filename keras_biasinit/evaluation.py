@@ -15,6 +15,8 @@ from typing import Any, Dict, Iterator, List, Optional
 import keras
 import numpy as np
 
+from keras_biasinit._optional import is_tf_dataset
+
 __all__ = ["bias_is_initial", "check_finite", "evaluate", "loss_weights",
            "output_loss", "regularization", "zero_kernels"]
 
@@ -23,8 +25,7 @@ def check_finite(dataset: Any, steps: Optional[int]) -> None:
     """An endless input without `steps` is an error, not an endless evaluate."""
     if steps is not None or isinstance(dataset, tuple):
         return
-    if type(dataset).__module__.startswith("tensorflow") and hasattr(
-            dataset, "cardinality"):
+    if is_tf_dataset(dataset):
         # pylint: disable-next=import-outside-toplevel
         from keras_biasinit.data.datasets import check_cardinality
         check_cardinality(dataset, steps)

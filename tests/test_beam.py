@@ -40,6 +40,17 @@ def _to_json(init):
     return json.dumps(keras.saving.serialize_keras_object(init))
 
 
+class Routed(beam.PTransform):
+    """Applies `transform` to the input PCollection named `source`."""
+
+    def __init__(self, source, transform):
+        super().__init__()
+        self.source, self.transform = source, transform
+
+    def expand(self, inputs):
+        return inputs[self.source] | self.transform
+
+
 def run(tmp_path, make_input, transforms):
     """Runs one pipeline; returns {name: initializer} read back from JSON."""
     out = tmp_path / "initializers"
@@ -171,14 +182,6 @@ def test_batched_and_dict_elements_equal_from_dataset(tmp_path, rng):
         "median_numbers": ("numbers", ComputeInitializer(kbi.MedianBias,
                                                          memory_budget=TINY)),
     }
-
-    class Routed(beam.PTransform):
-        def __init__(self, source, transform):
-            super().__init__()
-            self.source, self.transform = source, transform
-
-        def expand(self, inputs):
-            return inputs[self.source] | self.transform
 
     got = run(tmp_path, make_input,
               {name: Routed(*spec) for name, spec in specs.items()})

@@ -24,6 +24,7 @@ pq = pytest.importorskip("pyarrow.parquet")
 
 from keras_biasinit.beam import ComputeInitializer  # noqa: E402
 from tests.stats._batches import TINY  # noqa: E402
+from tests.test_beam import Routed  # noqa: E402
 from tests.test_beam import assert_same  # noqa: E402
 from tests.test_beam import run  # noqa: E402
 
@@ -84,14 +85,6 @@ def results(parquet_dir, table, tmp_path_factory):
             "frames": p | "frames" >> beam.Create(frames),
             "dicts": p | "dicts" >> beam.Create(examples),
         }
-
-    class Routed(beam.PTransform):
-        def __init__(self, source, transform):
-            super().__init__()
-            self.source, self.transform = source, transform
-
-        def expand(self, inputs):
-            return inputs[self.source] | self.transform
 
     # Fewer unrolled stages than the default 8: each costs start-up time.
     transforms = {name: Routed("parquet", ComputeInitializer(
