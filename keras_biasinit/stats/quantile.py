@@ -211,6 +211,9 @@ class QuantileSearch:
 
     #: Pass 1 also histograms the float32 bits (`_radix`): 2 passes in all.
     radix = True
+    #: Passes that typical data need (2; 3 under a 24 MiB budget), plus one:
+    #: the stages a Beam pipeline unrolls by default.
+    default_max_passes = 4
 
     def start(self, first, meter) -> Optional[Plan]:
         d = first.kmin.shape[0]
