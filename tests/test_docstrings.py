@@ -33,6 +33,8 @@ MODULES_WITH_EXAMPLES = [
     "keras_biasinit.stats.buffer",
     "keras_biasinit.stats.focal",
     "keras_biasinit.stats.log_cosh",
+    "keras_biasinit.stats._huber_radix",
+    "keras_biasinit.stats._gathered",
     "keras_biasinit.initializers.constant_bias",
     "keras_biasinit.initializers.focal_bias",
     "keras_biasinit.initializers.link_bias",

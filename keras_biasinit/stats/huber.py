@@ -18,23 +18,30 @@ How it is computed (`memory_budget` bytes, default 256 MiB):
 
 - Small data (the in-memory solve, about 40 bytes per value and column plus
   about 250 bytes per row, fits the budget): one pass, then the exact solve above.
-- Otherwise, over a re-iterable input, typically three passes (see
-  `keras_biasinit.stats._driver` and `_huber_search`): (1) count, weight, min
-  and max per column; (2) two histograms per column (even in float keys and
-  in value, as for the median) with per-bin weight, weighted sum, min and max.
-  For a bracket `[L, U]` only the values in `[L - delta, U - delta]` and
-  `[L + delta, U + delta]` change regime; every other value adds `+delta`,
-  `-delta` or `b - y` to `psi` whatever `b` in the bracket, so it is needed
-  only through sums. The histogram gives bounds on `psi` at the bin edges
-  (+- delta), hence a bracket a bin or two wide; (3) the values of those two
-  narrow windows are collected exactly, the rest enter through per-region
-  sums (weight, first and second moments, for the loss) and exact sums
-  (`_exact_sum`: the weight below, between and above, and `sum w y`
-  between), and `psi` is summed exactly on the bracket as above
-  (`_huber_exact`): the same float as the in-memory solve. Windows too large
-  for the budget are binned again first (one more pass each), and a bracket
-  the bins cannot narrow is narrowed by evaluating `psi` exactly at 32 points
-  in one pass; never approximated.
+- Otherwise, over a re-iterable input, typically two passes for float32
+  targets (see `keras_biasinit.stats._driver`, `_huber_radix` and
+  `_huber_search`). For a bracket `[L, U]` of the location only the values
+  in `[L - delta, U - delta]` and `[L + delta, U + delta]` change regime;
+  every other value adds `+delta`, `-delta` or `b - y` to `psi` whatever `b`
+  in the bracket, so it is needed only through sums. (1) Pass 1 counts, per
+  column, the weight and `sum w y` of each value of the high 16 bits of the
+  float32 bit pattern (a 2^16-bin radix histogram, as for the median); the
+  bins bound psi at any `b` (bins wholly beyond `b +- delta` add
+  `+-delta W`, bins wholly within `b W - sum w y`, only the two straddling
+  `b +- delta` are uncertain), hence a bracket usually far narrower than a
+  bin (`_huber_radix`). (2) The values of the bracket's two windows are
+  collected exactly, the rest enter through per-region sums (weight, first
+  and second moments, for the loss) and exact sums (`_exact_sum`: the weight
+  below, between and above, and `sum w y` between), and `psi` is summed
+  exactly on the bracket as above (`_huber_exact`): the same float as the
+  in-memory solve. Windows that may hold more distinct values than a
+  quarter of the budget allows (coarse bins: many columns, a small budget,
+  float64 targets in one float32 bin) are binned again first, in two
+  histograms per window (even in float keys and in value) with per-bin
+  weight, weighted sum, min and max (one more pass each), and a bracket the
+  bins cannot narrow is narrowed by evaluating `psi` exactly at 32 points in
+  one pass; never approximated. Budgets under 1 MiB skip the radix
+  histogram (pass 1 then only counts and finds min and max).
 - A one-shot iterator (a generator) whose data exceed the budget cannot be read
   again: ValueError, asking for a re-iterable dataset or a larger budget.
 """
@@ -53,8 +60,12 @@ from keras_biasinit.stats._budget import analysis_block
 from keras_biasinit.stats._budget import bins_per_window
 from keras_biasinit.stats._budget import collect_capacity
 from keras_biasinit.stats._driver import solve
+from keras_biasinit.stats._gathered import GatheredPlan
 from keras_biasinit.stats._huber_exact import exact_psi
 from keras_biasinit.stats._huber_exact import exact_root
+from keras_biasinit.stats._huber_radix import collect_cost
+from keras_biasinit.stats._huber_radix import radix_bins
+from keras_biasinit.stats._huber_radix import radix_bracket
 from keras_biasinit.stats._huber_search import huber_loss
 from keras_biasinit.stats._keys import from_keys
 from keras_biasinit.stats._plan import BIN
@@ -235,6 +246,9 @@ class HuberSearch:
         loss = w @ huber_loss(y - location, self.delta) / data.rows
         return HuberResult(location, loss, int(data.rows), total, 1, meter.peak)
 
+    #: Pass 1 also histograms the float32 bits (`_radix`): 2 passes in all.
+    radix = True
+
     def start(self, first, meter) -> Optional[Plan]:
         d = first.kmin.shape[0]
         self.kmin, self.kmax = first.kmin, first.kmax
@@ -245,10 +259,30 @@ class HuberSearch:
         self.loss_sum = np.zeros(d)
         self.done = first.kmin == first.kmax  # constant columns: the value
         self.block = analysis_block(meter.budget)
-        plan = Plan(d, bins_per_window(meter.budget, d))
+        plan = GatheredPlan(d, bins_per_window(meter.budget, d))
+        if self.done.all():
+            return None
+        histogram = getattr(first, "radix", None)
+        if histogram is not None:
+            first.radix = None  # read here: its memory is free for the next pass
+            wanted = [self._from_radix(histogram, j) for j in
+                      np.flatnonzero(~self.done)]
+            meter.release(histogram.held)
+            return self._plan(wanted, plan, meter)
         for j in np.flatnonzero(~self.done):
             plan.set(j, BIN, [(int(first.kmin[j]), int(first.kmax[j]))])
-        return None if self.done.all() else plan
+        return plan
+
+    def _from_radix(self, histogram, j: int):
+        """(cost, column, windows, spans, stuck) from pass 1's radix bins: the
+        bracket they give (`_huber_radix`), its windows and their cost."""
+        bins = radix_bins(histogram, j)
+        self.low[j], self.high[j] = radix_bracket(bins, self.delta, self.low[j],
+                                                  self.high[j])
+        wins = search.windows(self.low[j], self.high[j], self.delta)
+        spans = [(max(lo, int(self.kmin[j])), min(hi, int(self.kmax[j])))
+                 for lo, hi in wins]
+        return collect_cost(bins, wins), j, wins, spans, False
 
     def step(self, result, plan, meter) -> Optional[Plan]:
         wanted = []  # (cost, column, windows, spans, probe next?)
@@ -297,7 +331,7 @@ class HuberSearch:
         return cost, spans, self.high[j] - self.low[j] > 0.5 * width
 
     def _plan(self, wanted, plan, meter) -> Plan:
-        new = Plan(plan.columns, plan.bins)
+        new = GatheredPlan(plan.columns, plan.bins)
         new.exact_sums = True  # the final solve needs the regions exactly
         room = collect_capacity(meter.budget)
         for cost, j, wins, spans, stuck in sorted(wanted, key=lambda t: t[0]):
