@@ -76,6 +76,11 @@ from keras_biasinit.stats.state import Reducer
 
 Batch = Tuple[np.ndarray, Optional[np.ndarray]]
 
+#: Radix digits of fewer bits (bins wider than 1/8 of a binade: many columns
+#: in the budget) seldom narrow the location enough for binning its windows
+#: to beat binning the whole range.
+FINE_BITS = 12
+
 
 @dataclasses.dataclass
 class HuberResult:
@@ -268,7 +273,11 @@ class HuberSearch:
             wanted = [self._from_radix(histogram, j) for j in
                       np.flatnonzero(~self.done)]
             meter.release(histogram.held)
-            return self._plan(wanted, plan, meter)
+            fits = sum(item[0] for item in wanted) <= collect_capacity(meter.budget)
+            if fits or histogram.plan.bits >= FINE_BITS:
+                return self._plan(wanted, plan, meter)
+        # No histogram, or too coarse a one whose windows do not fit: bin each
+        # column's whole range (a pass that needs no region sums).
         for j in np.flatnonzero(~self.done):
             plan.set(j, BIN, [(int(first.kmin[j]), int(first.kmax[j]))])
         return plan

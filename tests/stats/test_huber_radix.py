@@ -86,6 +86,16 @@ def test_heavy_ties_stay_exact(rng, delta):
     _assert_same(result, y, None, delta)
 
 
+def test_coarse_bins_whose_windows_do_not_fit_stay_exact(rng):
+    # 4 columns in 1 MiB: 9-bit digits (a bin per binade), windows too large
+    # to collect: the whole range is binned instead, as without the bins.
+    y = (rng.normal(size=(20_000, 4)) * [1, 3, 10, 0.1] + [0, 5, -20, 1])
+    y = y.astype(np.float32)
+    result = huber_location(split(y, size=4096), delta=1.0, memory_budget=2**20)
+    assert result.passes >= 3
+    _assert_same(result, y, None, 1.0)
+
+
 def test_float64_targets_stay_exact(rng):
     y = 3 + rng.normal(size=N)  # not float32: the windows hold float64 values
     result = huber_location(split(y, size=4096), delta=1.0, memory_budget=BUDGET)
