@@ -136,12 +136,15 @@ def psi_bounds(bins: RadixBins, delta: float, points: np.ndarray):
     """Lower and upper bounds on psi at `points`, and the rounding margin
     beyond which their signs are certain."""
     lo, hi, weight = bins.low, bins.high, bins.weight
-    middle = int(np.searchsorted(np.cumsum(weight), weight.sum() / 2))
-    centre = lo[min(middle, weight.size - 1)]
+    m = min(int(np.searchsorted(np.cumsum(weight), weight.sum() / 2)),
+            weight.size - 1)
+    centre = lo[m]
     dev = bins.sum - centre * weight  # sum w (y - centre): less cancellation
     cum_w = np.concatenate([[0.0], np.cumsum(weight)])
-    cum_d = np.concatenate([[0.0], np.cumsum(dev)])
-    cum_abs = np.concatenate([[0.0], np.cumsum(np.abs(bins.sum))])
+    # Sums of bins from the middle one, so a far outlier's bin (1e30) enters
+    # only the points whose bins it is among.
+    cum_d, abs_d = _from_middle(dev, m), _from_middle(np.abs(dev), m)
+    abs_s = _from_middle(np.abs(bins.sum), m)
     i_a = np.searchsorted(hi, points - delta, side="right")  # hi <= b - delta
     i_c = np.searchsorted(lo, points + delta, side="left")  # lo >= b + delta
     w_in = cum_w[i_c] - cum_w[i_a]
@@ -160,11 +163,23 @@ def psi_bounds(bins: RadixBins, delta: float, points: np.ndarray):
         upper += np.where(flag, weight[i] * np.clip(points - lo[i], -delta, delta)
                           - linear, 0.0)
     # Every sum above rounded: the bins' own (at most `rows` terms each, all of
-    # one sign within a bin), the prefix sums and the products.
-    scale = (delta * cum_w[-1] + (cum_abs[i_c] - cum_abs[i_a])
+    # one sign within a bin), the sums over bins and the products.
+    scale = (delta * cum_w[-1] + np.abs(abs_s[i_c] - abs_s[i_a])
+             + np.abs(abs_d[i_c]) + np.abs(abs_d[i_a])
+             + np.abs(points - centre) * cum_w[-1]
              + (np.abs(points) + abs(centre)) * (w_in + 2 * weight.max()))
     margin = 8 * _EPS * (bins.rows + weight.size + 8) * scale
     return lower, upper, margin
+
+
+def _from_middle(x: np.ndarray, m: int) -> np.ndarray:
+    """`c` with `c[k] - c[j] == sum(x[j:k])`, summed outward from `x[m]`
+    (`c[m] == 0`): a difference rounds only over the terms between j, k
+    and m."""
+    c = np.zeros(x.size + 1)
+    c[m + 1 :] = np.cumsum(x[m:])
+    c[:m] = -np.cumsum(x[:m][::-1])[::-1]
+    return c
 
 
 def collect_cost(bins: RadixBins, wins) -> float:
