@@ -76,6 +76,17 @@ def test_several_columns_in_two_passes(rng):
     _assert_same(result, y, w, 2.0)
 
 
+def test_a_flat_psi_gives_the_midpoint_in_two_passes(rng):
+    # Two equal-weight clusters more than 2 delta apart: psi is 0 between
+    # them, and the location is (max(low) + min(high)) / 2, as in memory.
+    low, high = rng.random(N // 2) * 0.5, 9.5 + rng.random(N // 2) * 0.5
+    y = rng.permutation(np.concatenate([low, high])).astype(np.float32)
+    result = huber_location(split(y, size=4096), delta=1.0, memory_budget=BUDGET)
+    assert result.passes == 2
+    _assert_same(result, y, None, 1.0)
+    assert result.location[0] == (float(y[y < 5].max()) + float(y[y > 5].min())) / 2
+
+
 @pytest.mark.parametrize("delta", [0.5, 0.7, 1.0])
 def test_heavy_ties_stay_exact(rng, delta):
     # Integer values: psi may be 0 on a whole interval (then the midpoint);
