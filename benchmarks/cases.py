@@ -338,8 +338,9 @@ def generated_pipeline(quick: bool) -> List[Dict]:
     median_check = _close([median.bias[0], median.expected_loss],
                           [m, np.abs(y - m).mean()], rtol=1e-12)
     exact = huber_location([(y, None)], delta=1.0, memory_budget=2**40)
-    huber_check = _close([huber.bias[0], huber.expected_loss],
-                         [exact.location[0], exact.mean_loss[0]], rtol=1e-9)
+    huber_check = (_close([huber.bias[0]], [exact.location[0]], rtol=0.0)
+                   + ", loss " + _close([huber.expected_loss],
+                                        [exact.mean_loss[0]], rtol=1e-9))
     del y
     mib = 2.0**20
     return [
@@ -347,8 +348,9 @@ def generated_pipeline(quick: bool) -> List[Dict]:
              median_peak, f"<= 3 passes: {median_passes}; held "
              f"{median_held / mib:.0f} <= 256 MiB", check=median_check),
         _row("HuberBias", n, "generated range+map", huber_s, bare, "", None,
-             huber_peak, f"<= 3 passes: {huber_passes}; held "
-             f"{huber_held / mib:.0f} <= 256 MiB", check=huber_check),
+             huber_peak, f"<= 3.3x bare, 2 passes: {huber_passes}; held "
+             f"{huber_held / mib:.0f} <= 256 MiB", check=huber_check,
+             limit=3.3),
     ]
 
 

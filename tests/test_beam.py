@@ -28,6 +28,9 @@ from apache_beam.options.pipeline_options import PipelineOptions  # noqa: E402
 from keras_biasinit.beam import ComputeInitializer  # noqa: E402
 from tests.stats._batches import TINY  # noqa: E402
 
+#: Over it, the Huber location starts from pass 1's radix bins (`_huber_radix`).
+RADIX = 2**20
+
 QuantileBias = getattr(kbi, "QuantileBias", None)  # landing on main separately
 
 
@@ -114,6 +117,8 @@ def test_weighted_examples_equal_from_dataset(tmp_path, weighted_rows):
         "huber": ComputeInitializer(kbi.HuberBias, delta=3.0),
         "huber_tiny": ComputeInitializer(kbi.HuberBias, delta=3.0,
                                          memory_budget=TINY),
+        "huber_radix": ComputeInitializer(kbi.HuberBias, delta=3.0,
+                                          memory_budget=RADIX),
         "he": ComputeInitializer(kbi.HeScaled, scale=1.0, seed=3),
     }
     if QuantileBias is not None:
@@ -132,6 +137,8 @@ def test_weighted_examples_equal_from_dataset(tmp_path, weighted_rows):
     assert_same(got["huber"], ref(kbi.HuberBias, delta=3.0), exact=("location",))
     assert_same(got["huber_tiny"], ref(kbi.HuberBias, delta=3.0, memory_budget=TINY),
                 exact=("location",))
+    assert_same(got["huber_radix"], ref(kbi.HuberBias, delta=3.0,
+                                        memory_budget=RADIX), exact=("location",))
     assert_same(got["he"], kbi.HeScaled.from_dataset(
         (x, y, w), verbose=0, scale=1.0, seed=3))
     if QuantileBias is not None:
@@ -171,6 +178,9 @@ def test_batched_and_dict_elements_equal_from_dataset(tmp_path, rng):
             memory_budget=TINY)),
         "huber": ("batches", ComputeInitializer(
             kbi.HuberBias, target="y", batched=True, delta=10.0)),
+        "huber_radix": ("batches", ComputeInitializer(
+            kbi.HuberBias, target="y", batched=True, delta=10.0,
+            memory_budget=RADIX)),
         "multi_label": ("batches", ComputeInitializer(
             kbi.ClassPriorBias, target="multi", batched=True,
             activation="sigmoid")),
@@ -192,6 +202,8 @@ def test_batched_and_dict_elements_equal_from_dataset(tmp_path, rng):
         y2, verbose=0, delta=10.0), exact=("location",))
     assert_same(got["huber_tiny"], kbi.HuberBias.from_dataset(
         y2, verbose=0, delta=10.0, memory_budget=TINY), exact=("location",))
+    assert_same(got["huber_radix"], kbi.HuberBias.from_dataset(
+        y2, verbose=0, delta=10.0, memory_budget=RADIX), exact=("location",))
     assert_same(got["multi_label"], kbi.ClassPriorBias.from_dataset(
         multi, verbose=0, activation="sigmoid"))
     assert_same(got["priors"], kbi.ClassPriorBias.from_dataset(

@@ -111,9 +111,10 @@ class HuberBias(BiasInitializer):
             batched: whether each element of a `tf.data.Dataset` is a batch.
                 Defaults to None (detected; see `keras_biasinit.data`).
             memory_budget: bytes the computation may hold. Data that fit are
-                read once; larger data are read a few times (typically 3)
-                and stay exact, so they must be re-iterable (a one-shot
-                generator over budget is a ValueError). Defaults to 256 MiB.
+                read once; larger data are read a few times (2 for float32
+                targets, 2 or 3 for float64) and stay exact, so they must be
+                re-iterable (a one-shot generator over budget is a
+                ValueError). Defaults to 256 MiB.
             strategy: a `tf.distribute.Strategy`; under a multi-worker one each
                 worker reads its shard and every worker gets the exact location
                 of the union (see `keras_biasinit.distribute`). Defaults to

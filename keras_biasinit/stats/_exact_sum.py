@@ -94,8 +94,12 @@ class ExactSums:
         self.parts = [np.zeros((0, columns)) for _ in range(quantities)]
 
     def add(self, quantity: int, terms: np.ndarray) -> None:
+        # The terms alone first: their own scale, so few levels (with the
+        # running sum's far larger scale each level would resolve less of
+        # them: 10x the time on 131,072 rows); then the few levels together.
+        levels = exact_sum(terms)
         self.parts[quantity] = exact_sum(np.concatenate([self.parts[quantity],
-                                                         terms]))
+                                                         levels]))
 
     def merge(self, other: "ExactSums") -> None:
         for k, levels in enumerate(other.parts):

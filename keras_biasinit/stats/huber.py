@@ -18,23 +18,30 @@ How it is computed (`memory_budget` bytes, default 256 MiB):
 
 - Small data (the in-memory solve, about 40 bytes per value and column plus
   about 250 bytes per row, fits the budget): one pass, then the exact solve above.
-- Otherwise, over a re-iterable input, typically three passes (see
-  `keras_biasinit.stats._driver` and `_huber_search`): (1) count, weight, min
-  and max per column; (2) two histograms per column (even in float keys and
-  in value, as for the median) with per-bin weight, weighted sum, min and max.
-  For a bracket `[L, U]` only the values in `[L - delta, U - delta]` and
-  `[L + delta, U + delta]` change regime; every other value adds `+delta`,
-  `-delta` or `b - y` to `psi` whatever `b` in the bracket, so it is needed
-  only through sums. The histogram gives bounds on `psi` at the bin edges
-  (+- delta), hence a bracket a bin or two wide; (3) the values of those two
-  narrow windows are collected exactly, the rest enter through per-region
-  sums (weight, first and second moments, for the loss) and exact sums
-  (`_exact_sum`: the weight below, between and above, and `sum w y`
-  between), and `psi` is summed exactly on the bracket as above
-  (`_huber_exact`): the same float as the in-memory solve. Windows too large
-  for the budget are binned again first (one more pass each), and a bracket
-  the bins cannot narrow is narrowed by evaluating `psi` exactly at 32 points
-  in one pass; never approximated.
+- Otherwise, over a re-iterable input, typically two passes for float32
+  targets (see `keras_biasinit.stats._driver`, `_huber_radix` and
+  `_huber_search`). For a bracket `[L, U]` of the location only the values
+  in `[L - delta, U - delta]` and `[L + delta, U + delta]` change regime;
+  every other value adds `+delta`, `-delta` or `b - y` to `psi` whatever `b`
+  in the bracket, so it is needed only through sums. (1) Pass 1 counts, per
+  column, the weight and `sum w y` of each value of the high 16 bits of the
+  float32 bit pattern (a 2^16-bin radix histogram, as for the median); the
+  bins bound psi at any `b` (bins wholly beyond `b +- delta` add
+  `+-delta W`, bins wholly within `b W - sum w y`, only the two straddling
+  `b +- delta` are uncertain), hence a bracket usually far narrower than a
+  bin (`_huber_radix`). (2) The values of the bracket's two windows are
+  collected exactly, the rest enter through per-region sums (weight, first
+  and second moments, for the loss) and exact sums (`_exact_sum`: the weight
+  below, between and above, and `sum w y` between), and `psi` is summed
+  exactly on the bracket as above (`_huber_exact`): the same float as the
+  in-memory solve. Windows that may hold more distinct values than a
+  quarter of the budget allows (coarse bins: many columns, a small budget,
+  float64 targets in one float32 bin) are binned again first, in two
+  histograms per window (even in float keys and in value) with per-bin
+  weight, weighted sum, min and max (one more pass each), and a bracket the
+  bins cannot narrow is narrowed by evaluating `psi` exactly at 32 points in
+  one pass; never approximated. Budgets under 1 MiB skip the radix
+  histogram (pass 1 then only counts and finds min and max).
 - A one-shot iterator (a generator) whose data exceed the budget cannot be read
   again: ValueError, asking for a re-iterable dataset or a larger budget.
 """
@@ -42,7 +49,6 @@ How it is computed (`memory_budget` bytes, default 256 MiB):
 from __future__ import annotations
 
 import dataclasses
-import functools
 from typing import Iterable, Optional, Tuple
 
 import numpy as np
@@ -53,8 +59,11 @@ from keras_biasinit.stats._budget import analysis_block
 from keras_biasinit.stats._budget import bins_per_window
 from keras_biasinit.stats._budget import collect_capacity
 from keras_biasinit.stats._driver import solve
-from keras_biasinit.stats._huber_exact import exact_psi
-from keras_biasinit.stats._huber_exact import exact_root
+from keras_biasinit.stats._gathered import GatheredPlan
+from keras_biasinit.stats._huber_memory import huber_location_1d
+from keras_biasinit.stats._huber_radix import collect_cost
+from keras_biasinit.stats._huber_radix import radix_bins
+from keras_biasinit.stats._huber_radix import radix_bracket
 from keras_biasinit.stats._huber_search import huber_loss
 from keras_biasinit.stats._keys import from_keys
 from keras_biasinit.stats._plan import BIN
@@ -64,6 +73,11 @@ from keras_biasinit.stats._plan import Plan
 from keras_biasinit.stats.state import Reducer
 
 Batch = Tuple[np.ndarray, Optional[np.ndarray]]
+
+#: Radix digits of fewer bits (bins wider than 1/8 of a binade: many columns
+#: in the budget) seldom narrow the location enough for binning its windows
+#: to beat binning the whole range.
+FINE_BITS = 12
 
 
 @dataclasses.dataclass
@@ -81,87 +95,6 @@ class HuberResult:
     weight: float
     passes: int = 1
     peak_bytes: int = 0
-
-
-def huber_location_1d(y: np.ndarray, w: np.ndarray, delta: float) -> float:
-    """Exact minimiser of `sum w h(y - b)` for one column (weights > 0).
-
-    Where psi is 0 on an interval (a split of the sorted rows with equal weight
-    on both sides and a gap of at least `2 delta`), the midpoint of that
-    interval is returned: `(y_k + y_{k+1}) / 2`, whatever `delta`. Otherwise the
-    root is unique: an approximate bisection over the breakpoints `y +- delta`
-    gives a start, and a safeguarded Newton iteration on psi evaluated exactly
-    (`exact_psi`) ends between two adjacent floats; the nearer is returned.
-    Nothing is compared with a rounded `y +- delta`, so a `delta` below the
-    spacing of the data (1e-12 on data near 1e9) is as exact as any other.
-
-    Example:
-
-    >>> huber_location_1d(np.array([0.0, 1.0, 3.0, 4.0]), np.ones(4), 1e-12)
-    2.0
-    >>> huber_location_1d(np.array([0.0, 1.0, 3.0, 4.0]), np.ones(4), 10.0)
-    2.0
-    """
-    order = np.argsort(y, kind="stable")
-    values, weights = y[order], w[order]
-    if values[0] == values[-1]:
-        return float(values[0])
-    cum_w = np.concatenate([[0.0], np.cumsum(weights)])
-    flat = _flat_midpoint(values, cum_w, delta)
-    if flat is not None:
-        return flat
-    exact_cum = bool(np.all(weights == np.floor(weights))) and cum_w[-1] < 2.0**53
-    psi = functools.partial(exact_psi, values, weights,
-                            cum_w if exact_cum else None, delta)
-    return exact_root(psi, values[0], values[-1],
-                      _start(values, weights, cum_w, delta))
-
-
-def _flat_midpoint(values, cum_w, delta) -> Optional[float]:
-    """The midpoint of the interval where psi is 0, or None if psi has one root.
-
-    Splitting the sorted rows after row k with the weight below equal to the
-    weight above (to the rounding of summed weights), psi is `delta * 0` on
-    `[y_k + delta, y_{k+1} - delta]` when `y_{k+1} - y_k >= 2 delta`.
-    """
-    total = cum_w[-1]
-    split = cum_w[1:-1]
-    balance = np.abs(split - (total - split))
-    for k in np.flatnonzero(balance <= 8 * np.finfo(np.float64).eps * total):
-        low, high = values[k], values[k + 1]
-        if high - low >= 2 * delta:
-            return float(low / 2 + high / 2)
-    return None
-
-
-def _start(values, weights, cum_w, delta) -> float:
-    """An approximate root: bisect the breakpoints with psi evaluated in floats.
-
-    The rows searched are widened by an ulp each side of the rounded `b -+
-    delta` and their terms clipped, so no term is off by more than its own
-    rounding.
-    """
-    total = cum_w[-1]
-
-    def psi(b: float) -> Tuple[float, float]:
-        lo = int(np.searchsorted(values, np.nextafter(b - delta, -np.inf), "left"))
-        hi = int(np.searchsorted(values, np.nextafter(b + delta, np.inf), "right"))
-        inside = weights[lo:hi] @ np.clip(b - values[lo:hi], -delta, delta)
-        return delta * (cum_w[lo] - (total - cum_w[hi])) + inside, cum_w[hi] - cum_w[lo]
-
-    breaks = np.unique(np.concatenate([values - delta, values + delta]))
-    lo, hi = 0, breaks.size - 1  # psi(breaks[-1]) > 0
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if psi(breaks[mid])[0] > 0:
-            hi = mid
-        else:
-            lo = mid + 1
-    a, b = breaks[max(lo - 1, 0)], breaks[lo]
-    middle = a / 2 + b / 2
-    value, slope = psi(middle)
-    start = middle - value / slope if slope > 0 else middle
-    return float(np.clip(start, max(a, values[0]), min(b, values[-1])))
 
 
 def in_memory_bytes(rows: int, columns: int, weighted: bool) -> int:
@@ -235,6 +168,9 @@ class HuberSearch:
         loss = w @ huber_loss(y - location, self.delta) / data.rows
         return HuberResult(location, loss, int(data.rows), total, 1, meter.peak)
 
+    #: Pass 1 also histograms the float32 bits (`_radix`): 2 passes in all.
+    radix = True
+
     def start(self, first, meter) -> Optional[Plan]:
         d = first.kmin.shape[0]
         self.kmin, self.kmax = first.kmin, first.kmax
@@ -245,10 +181,34 @@ class HuberSearch:
         self.loss_sum = np.zeros(d)
         self.done = first.kmin == first.kmax  # constant columns: the value
         self.block = analysis_block(meter.budget)
-        plan = Plan(d, bins_per_window(meter.budget, d))
+        plan = GatheredPlan(d, bins_per_window(meter.budget, d))
+        if self.done.all():
+            return None
+        histogram = getattr(first, "radix", None)
+        if histogram is not None:
+            first.radix = None  # read here: its memory is free for the next pass
+            wanted = [self._from_radix(histogram, j) for j in
+                      np.flatnonzero(~self.done)]
+            meter.release(histogram.held)
+            fits = sum(item[0] for item in wanted) <= collect_capacity(meter.budget)
+            if fits or histogram.plan.bits >= FINE_BITS:
+                return self._plan(wanted, plan, meter)
+        # No histogram, or too coarse a one whose windows do not fit: bin each
+        # column's whole range (a pass that needs no region sums).
         for j in np.flatnonzero(~self.done):
             plan.set(j, BIN, [(int(first.kmin[j]), int(first.kmax[j]))])
-        return None if self.done.all() else plan
+        return plan
+
+    def _from_radix(self, histogram, j: int):
+        """(cost, column, windows, spans, stuck) from pass 1's radix bins: the
+        bracket they give (`_huber_radix`), its windows and their cost."""
+        bins = radix_bins(histogram, j)
+        self.low[j], self.high[j] = radix_bracket(bins, self.delta, self.low[j],
+                                                  self.high[j])
+        wins = search.windows(self.low[j], self.high[j], self.delta)
+        spans = [(max(lo, int(self.kmin[j])), min(hi, int(self.kmax[j])))
+                 for lo, hi in wins]
+        return collect_cost(bins, wins), j, wins, spans, False
 
     def step(self, result, plan, meter) -> Optional[Plan]:
         wanted = []  # (cost, column, windows, spans, probe next?)
@@ -297,7 +257,7 @@ class HuberSearch:
         return cost, spans, self.high[j] - self.low[j] > 0.5 * width
 
     def _plan(self, wanted, plan, meter) -> Plan:
-        new = Plan(plan.columns, plan.bins)
+        new = GatheredPlan(plan.columns, plan.bins)
         new.exact_sums = True  # the final solve needs the regions exactly
         room = collect_capacity(meter.budget)
         for cost, j, wins, spans, stuck in sorted(wanted, key=lambda t: t[0]):
