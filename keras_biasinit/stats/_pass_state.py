@@ -41,6 +41,7 @@ from keras_biasinit.stats._plan import Histograms
 from keras_biasinit.stats._plan import PassResult
 from keras_biasinit.stats._plan import Plan
 from keras_biasinit.stats._plan import Probes
+from keras_biasinit.stats._positions import nonzero_2d
 from keras_biasinit.stats.state import Arrays
 
 # How each part merges: sums add, extremes combine.
@@ -178,7 +179,7 @@ class PassState:
                 self.exact.add(k, part * between)
 
     def _add_bins(self, y, w, keys, mask) -> None:
-        rows, cols = np.nonzero(np.broadcast_to(mask, y.shape))
+        rows, cols = nonzero_2d(np.broadcast_to(mask, y.shape))
         if not rows.size:
             return
         plan = self.plan
@@ -197,7 +198,7 @@ class PassState:
             np.maximum.at(flat.kmax, idx, k)
 
     def _collect(self, w, keys, mask) -> None:
-        rows, cols = np.nonzero(np.broadcast_to(mask, keys.shape))
+        rows, cols = nonzero_2d(np.broadcast_to(mask, keys.shape))
         if not rows.size:
             return
         try:
