@@ -61,6 +61,8 @@ from keras_biasinit.stats._plan import Plan
 from keras_biasinit.stats._mixed_pass import MixedPlan
 from keras_biasinit.stats._radix_select import RadixSelect
 from keras_biasinit.stats._radix_select import next_radix_plan
+from keras_biasinit.stats._wide_first import WideFirst
+from keras_biasinit.stats._wide_select import WideSelect
 from keras_biasinit.stats.state import Reducer
 
 Batch = Tuple[np.ndarray, Optional[np.ndarray]]
@@ -209,8 +211,11 @@ class QuantileSearch:
         return QuantileResult(value, self.q, absolute / n, (absolute + signed) / 2 / n,
                               int(n), total, 1, meter.peak)
 
-    #: Pass 1 also histograms the float32 bits (`_radix`): 2 passes in all.
+    #: Pass 1 also histograms the float32 bits (`_radix`): 2 passes in all;
+    #: for wide targets it samples rows instead (`_wide_select`): 2 passes too.
     radix = True
+    sample = True
+    wide = None  # the `WideSelect` of wide targets
 
     def start(self, first, meter) -> Optional[Plan]:
         d = first.kmin.shape[0]
@@ -220,6 +225,12 @@ class QuantileSearch:
         self.done = first.kmin == first.kmax  # constant columns: the value
         self.full = [(int(first.kmin[j]), int(first.kmax[j])) for j in range(d)]
         histogram = getattr(first, "radix", None)
+        if isinstance(histogram, WideFirst):
+            first.radix = None  # read: its memory is free for the next pass
+            self.wide = WideSelect(self.q, first, histogram.take_sample(),
+                                   meter.budget)
+            return self._mixed(self.wide.start(np.flatnonzero(~self.done)), None,
+                               [], meter)
         if histogram is not None:
             self.descent = RadixSelect(self.q, histogram, first.weighted)
             self.descent.collect_room = collect_capacity(meter.budget)
@@ -242,7 +253,7 @@ class QuantileSearch:
             if outcome[0] == "done":
                 self.value[j], self.below[j], self.above[j] = outcome[1:]
                 self.done[j] = True
-            elif outcome[0] == "radix":
+            elif outcome[0] in ("radix", "bracket"):
                 descend[j] = outcome[1:]
             else:
                 low, high, cost = outcome[1:]
@@ -252,8 +263,11 @@ class QuantileSearch:
         if self.done.all():
             return None
         d = self.done.shape[0]
-        radix = None if not descend else next_radix_plan(
-            d, self.descent.bits, radix_plan.shift - radix_plan.bits, descend)
+        if self.wide is not None:
+            radix = self.wide.plan(descend) if descend else None
+        else:
+            radix = None if not descend else next_radix_plan(
+                d, self.descent.bits, radix_plan.shift - radix_plan.bits, descend)
         general = None
         if wanted:
             general = self._general_plan(wanted, bins_per_window(meter.budget, d, 1),
@@ -264,7 +278,9 @@ class QuantileSearch:
         if isinstance(plan, MixedPlan):
             wanted = [] if plan.general is None else self._general_step(
                 result.general, plan.general)
-            outcomes = {} if result.radix is None else self.descent.step(result.radix)
+            outcomes = {} if result.radix is None else (
+                self.descent.step(result.radix) if self.wide is None
+                else self.wide.step(result.radix, plan.radix))
             return self._mixed(outcomes, plan.radix, wanted, meter)
         wanted = self._general_step(result, plan)
         if self.done.all():
