@@ -1,14 +1,14 @@
-"""Pass 2 of an exact quantile of wide targets: count outside, collect inside.
+"""Pass 2 of an exact quantile of wide targets: count below, collect inside.
 
 A `BracketPlan` gives each column a value bracket `[lo, hi]` (from pass 1's
-row sample, `_wide_select`). Per chunk of rows the pass compares the values
-with both ends, counts (and weighs) the rows below `lo` and above `hi`, sums
-`min(y, lo)` and `max(y, hi)` (hence `sum w (y - lo)` below and
-`sum w (y - hi)` above, for the mean absolute deviation), and collects the
-values inside with their column (`np.flatnonzero` of the mask, in the batch's
-own float type). Columns not in this pass have `lo = hi = +inf`: every row is
-"below" and none is collected. Counts and sums add and collected values
-concatenate, so shards merge exactly; `result()` groups the values by column.
+row sample, `_wide_select`) and room for the values the sample predicts
+inside. Per chunk of rows the pass compares the values with both ends,
+counts (weighs) the rows at or above `lo`, sums `w min(y, lo)` (hence
+`sum w y` below `lo`) and writes the values inside into their column's
+segment (`np.flatnonzero` of the transposed mask yields them grouped by
+column). What lies above `hi` follows from pass 1's rows, weight and
+`sum w y`. Columns not in this pass have `lo = hi = +inf`: nothing inside.
+Counts and sums add and segments interleave, so shards merge exactly.
 """
 
 from __future__ import annotations
@@ -22,24 +22,24 @@ from keras_biasinit.stats._summary import check_width
 from keras_biasinit.stats._summary import chunks
 from keras_biasinit.stats.state import Arrays
 
-#: Bytes per collected value while collecting (value, column, weight) and
-#: grouping them by column afterwards (the order and the grouped copies).
-COLLECTED_BYTES = 24
-COLLECTED_BYTES_WEIGHTED = 48
-#: Bytes per element of a chunk of rows: three masks, a clipped copy, a cast.
-CHUNK_BYTES = 32
+#: Bytes per value of room: the value and (weighted) its weight, float64.
+ROOM_BYTES, ROOM_BYTES_WEIGHTED = 8, 16
+#: Bytes per element of a chunk of rows: three masks and a clipped copy.
+CHUNK_BYTES = 24
 
 
 class BracketPlan:
-    """Per column `lo <= hi` (float64; `+inf` both: not in this pass) and the
-    most values the pass may collect (`capacity`)."""
+    """Per column `lo <= hi` (float64; `+inf` both: not in this pass) and
+    `room`, the values its segment may hold."""
 
     windows, bins = 1, 1  # for the driver's accounting of reading the result
 
-    def __init__(self, lo: np.ndarray, hi: np.ndarray, capacity: int) -> None:
-        self.lo, self.hi, self.capacity = lo, hi, int(capacity)
+    def __init__(self, lo: np.ndarray, hi: np.ndarray, room: np.ndarray) -> None:
+        self.lo, self.hi = lo, hi
         self.columns = lo.shape[0]
-        self.active = np.isfinite(lo) | np.isfinite(hi) | (lo < hi)
+        self.active = ~(np.isposinf(lo) & np.isposinf(hi))
+        self.room = np.where(self.active, room, 0).astype(np.int64)
+        self.starts = np.concatenate([[0], np.cumsum(self.room)])
         # float32 ends where they are float32 values: float32 batches then
         # compare without a cast.
         lo32, hi32 = lo.astype(np.float32), hi.astype(np.float32)
@@ -51,17 +51,33 @@ class BracketPlan:
 
 
 class BracketResult(NamedTuple):
-    """The merged pass: per column counts, weights and sums outside the
-    bracket, and the values inside grouped by column (`values[starts[j]:
-    starts[j + 1]]`, unsorted, with `weights` alike or None)."""
+    """Per column (arrays `(d,)`): the rows and weight below `lo` and inside,
+    `sum w y` below `lo`, the rows above `hi`, and the values inside (`values[starts[j]:starts[j]
+    + inside[j]]`, unsorted; `weights` alike, or None). `lost`: columns whose
+    values outgrew their room (their segments are incomplete)."""
 
-    count: np.ndarray  # (2, d) int64: below lo, above hi
-    weight: np.ndarray  # (2, d): the same weighed
-    deviation: np.ndarray  # (2, d): sum w (y - lo) below, sum w (y - hi) above
+    below: np.ndarray  # int64
+    below_weight: np.ndarray
+    below_sum: np.ndarray
+    inside: np.ndarray  # int64
+    inside_weight: np.ndarray
+    inside_sum: np.ndarray  # sum w y inside
+    above: np.ndarray  # int64: rows above hi
     values: np.ndarray
     weights: object
     starts: np.ndarray
-    overflow: bool  # more values than `capacity`: none kept
+    lost: np.ndarray  # bool
+
+
+def place(values, weights, counts, starts, fill, store, store_w) -> None:
+    """Appends `values` (grouped by column, `counts` each) to the columns'
+    segments of `store` (which begin at `starts`, hold `fill` values)."""
+    ends = np.cumsum(counts)
+    shift = starts[:-1] + fill - (ends - counts)
+    at = np.repeat(shift, counts) + np.arange(values.shape[0])
+    store[at] = values
+    if store_w is not None:
+        store_w[at] = weights
 
 
 class BracketState:
@@ -70,18 +86,21 @@ class BracketState:
     def __init__(self, plan: BracketPlan, first, meter, name, *, hold=True):
         self.plan, self.first, self.meter, self.name = plan, first, meter, name
         d = plan.columns
-        # chunk temporaries: three masks, a clipped copy, a float64 cast
         self.rows_per_chunk = max(1, meter.budget // 8 // CHUNK_BYTES // d)
+        self.at_or_above = np.zeros(d, np.int64)
+        self.above_weight = np.zeros(d)  # weight at or above lo
+        self.clipped = np.zeros(d)  # sum w min(y, lo)
+        self.inside = np.zeros(d, np.int64)
+        self.inside_weight = np.zeros(d)
+        self.inside_sum = np.zeros(d)  # sum w y inside
+        self.rows, self.positive, self.weight_sum = 0, 0, 0.0
+        self.fill = np.zeros(d, np.int64)
+        self.lost = np.zeros(d, bool)
+        self.values = np.empty(plan.starts[-1])
+        self.weights = np.empty(plan.starts[-1]) if first.weighted else None
         self._buffer_key, self._buffer = None, None
-        self.count = np.zeros((2, d), np.int64)
-        self.weight = np.zeros((2, d))
-        self.total = np.zeros((2, d))  # sum w min(y, lo), sum w max(y, hi)
-        self.rows, self.weight_sum = 0, 0.0
-        self.parts = []  # (values, columns, weights or None) per chunk
-        self.collected, self.overflow = 0, False
-        per = COLLECTED_BYTES_WEIGHTED if first.weighted else COLLECTED_BYTES
-        self.held = (plan.capacity * per
-                     + self.rows_per_chunk * d * CHUNK_BYTES)
+        per = ROOM_BYTES_WEIGHTED if first.weighted else ROOM_BYTES
+        self.held = int(plan.starts[-1]) * per + self.rows_per_chunk * d * CHUNK_BYTES
         if hold:
             meter.hold(self.held)
 
@@ -92,7 +111,7 @@ class BracketState:
         return self
 
     def _buffers(self, y):
-        """Two masks, their union and a copy of `y`'s shape, reused."""
+        """Three masks and a copy of `y`'s shape, reused."""
         key = (y.shape, y.dtype)
         if self._buffer_key != key:
             self._buffer_key = key
@@ -117,67 +136,85 @@ class BracketState:
             y, w = y[w > 0], w[w > 0]
         if y.shape[0] == 0:
             return
+        self.positive += y.shape[0]
         y, lo, hi = self._ends(y)
-        below, above, outside, bound = self._buffers(y)
-        np.less(y, lo, out=below)
-        np.greater(y, hi, out=above)
-        np.logical_or(below, above, out=outside)
-        inside = np.flatnonzero(np.logical_not(outside, out=outside))
+        up, down, inside, clipped = self._buffers(y)
+        np.greater_equal(y, lo, out=up)
+        np.less_equal(y, hi, out=down)
+        np.logical_and(up, down, out=inside)
+        np.minimum(y, lo, out=clipped)
         with np.errstate(invalid="ignore"):
             if w is None:
                 self.weight_sum += y.shape[0]
-                for side, mask in enumerate((below, above)):
-                    self.count[side] += np.add.reduce(mask.view(np.uint8), axis=0,
-                                                      dtype=np.int32)
+                self.at_or_above += np.add.reduce(up.view(np.uint8), axis=0,
+                                                  dtype=np.int32)
+                self.clipped += clipped.sum(axis=0, dtype=np.float64)
             else:
                 self.weight_sum += float(w.sum())
-                for side, mask in enumerate((below, above)):
-                    self.count[side] += mask.sum(axis=0)
-                    self.weight[side] += w @ mask
-            for side, (clip, end) in enumerate(((np.minimum, lo), (np.maximum, hi))):
-                clip(y, end, out=bound)
-                self.total[side] += (bound.sum(axis=0, dtype=np.float64)
-                                     if w is None else w @ bound)
-        self._collect(y, w, inside)
+                self.at_or_above += up.sum(axis=0)
+                self.above_weight += w @ up
+                self.clipped += w @ clipped
+        self._collect(y, w, np.flatnonzero(inside.T))
 
-    def _collect(self, y, w, inside) -> None:
-        if self.overflow or inside.size == 0:
+    def _collect(self, y, w, found) -> None:
+        """Writes the values at `found` (indices into `y.T`) to the segments."""
+        if found.size == 0:
             return
-        self.collected += inside.size
-        if self.collected > self.plan.capacity:
-            self.overflow, self.parts = True, []
-            return
-        d = y.shape[1]
-        cols = (inside % d).astype(np.int16 if d < 2**15 else np.int32)
-        weights = None if w is None else w[inside // d]
-        self.parts.append((y.reshape(-1)[inside], cols, weights))
+        n, d = y.shape
+        cols = found // n
+        rows = found - cols * n
+        values = y.reshape(-1)[rows * d + cols]
+        counts = np.bincount(cols, minlength=d)
+        weights = None if w is None else w[rows]
+        self.inside += counts
+        if weights is not None:
+            self.inside_weight += np.bincount(cols, weights, d)
+        self.inside_sum += np.bincount(
+            cols, values if weights is None else weights * values, d)
+        over = (self.fill + counts > self.plan.room) | self.lost
+        if over.any():  # the sample misled: this column takes another pass
+            self.lost |= over
+            keep = ~over[cols]
+            values, cols = values[keep], cols[keep]
+            weights = None if weights is None else weights[keep]
+            counts = np.where(over, 0, counts)
+        place(values, weights, counts, self.plan.starts, self.fill, self.values,
+              self.weights)
+        self.fill += counts
 
     def merge(self, other: "BracketState") -> "BracketState":
-        self.count += other.count
-        self.weight += other.weight
-        self.total += other.total
+        for name in ("at_or_above", "above_weight", "clipped", "inside",
+                     "inside_weight", "inside_sum"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
         self.rows += other.rows
+        self.positive += other.positive
         self.weight_sum += other.weight_sum
-        self.parts += other.parts
-        self.collected += other.collected
-        self.overflow |= other.overflow or self.collected > self.plan.capacity
-        if self.overflow:
-            self.parts = []
+        self.lost |= other.lost
+        counts = np.where(self.lost, 0, other.fill)
+        self.lost |= self.fill + counts > self.plan.room
+        counts = np.where(self.lost, 0, counts)
+        keep = np.repeat(counts > 0, other.fill)
+        values, weights = other._segments()
+        place(values[keep], None if weights is None else weights[keep], counts,
+              self.plan.starts, self.fill, self.values, self.weights)
+        self.fill = np.where(self.lost, 0, self.fill + counts)
         return self
 
-    def _joined(self):
-        if not self.parts:
-            return np.zeros(0), np.zeros(0, np.int32), None
-        values, cols, weights = zip(*self.parts)
-        joined_w = None if weights[0] is None else np.concatenate(weights)
-        return np.concatenate(values), np.concatenate(cols), joined_w
+    def _segments(self):
+        """The values (and weights) of every segment, packed."""
+        keep = np.repeat(np.arange(self.plan.columns), self.plan.room)
+        keep = np.arange(keep.shape[0]) - self.plan.starts[keep] < self.fill[keep]
+        weights = None if self.weights is None else self.weights[keep]
+        return self.values[keep], weights
 
     def to_arrays(self) -> Arrays:
-        values, cols, weights = self._joined()
-        arrays = {"count": self.count, "weight": self.weight, "total": self.total,
-                  "seen": np.array([self.rows, self.weight_sum, self.collected,
-                                    int(self.overflow)], np.float64),
-                  "values": values, "cols": cols}
+        values, weights = self._segments()
+        arrays = {"counts": np.stack([self.at_or_above, self.inside, self.fill,
+                                      self.lost.astype(np.int64)]),
+                  "sums": np.stack([self.above_weight, self.clipped,
+                                    self.inside_weight, self.inside_sum]),
+                  "seen": np.array([self.rows, self.positive, self.weight_sum]),
+                  "values": values}
         if weights is not None:
             arrays["weights"] = weights
         return arrays
@@ -185,42 +222,38 @@ class BracketState:
     def from_arrays(self, arrays: Arrays) -> "BracketState":
         state = BracketState(self.plan, self.first, self.meter, self.name,
                              hold=False)
-        shape = state.count.shape
-        state.count = np.asarray(arrays["count"]).astype(np.int64).reshape(shape)
-        state.weight = np.array(arrays["weight"], np.float64).reshape(shape)
-        state.total = np.array(arrays["total"], np.float64).reshape(shape)
-        rows, state.weight_sum, collected, overflow = arrays["seen"]
-        state.rows, state.collected = int(rows), int(collected)
-        state.overflow = bool(overflow)
-        if not state.overflow and np.size(arrays["values"]):
-            weights = arrays.get("weights")
-            state.parts = [(np.asarray(arrays["values"]),
-                            np.asarray(arrays["cols"]).reshape(-1),
-                            None if weights is None else np.asarray(weights))]
+        counts = np.asarray(arrays["counts"]).astype(np.int64).reshape(4, -1)
+        state.at_or_above, state.inside, fill, lost = counts
+        state.lost = lost.astype(bool)
+        sums = np.array(arrays["sums"], np.float64).reshape(4, -1)
+        (state.above_weight, state.clipped, state.inside_weight,
+         state.inside_sum) = sums
+        rows, positive, state.weight_sum = np.asarray(arrays["seen"], np.float64)
+        state.rows, state.positive = int(rows), int(positive)
+        weights = arrays.get("weights")
+        place(np.asarray(arrays["values"], np.float64),
+              None if weights is None else np.asarray(weights, np.float64),
+              fill, self.plan.starts, state.fill, state.values, state.weights)
+        state.fill = fill.copy()
         return state
 
     def result(self) -> BracketResult:
-        """The merged pass, the values grouped by column; a ValueError if the
-        data changed since pass 1."""
+        """The merged pass; a ValueError if the data changed since pass 1."""
         from keras_biasinit.stats._wide_select import check_bracket_pass
 
-        values, cols, weights = self._joined()
-        self.parts = []
-        order = np.argsort(cols, kind="stable")  # a radix sort of small ints
-        starts = np.zeros(self.plan.columns + 1, np.int64)
-        np.cumsum(np.bincount(cols, minlength=self.plan.columns), out=starts[1:])
-        values = values[order]
-        weights = None if weights is None else weights[order]
-        result = BracketResult(self.count, self.weight, self._deviation(), values,
-                               weights, starts, self.overflow)
+        below = self.positive - self.at_or_above
+        below_weight = (self.weight_sum - self.above_weight if self.first.weighted
+                        else below.astype(np.float64))
+        inside_weight = (self.inside_weight if self.first.weighted
+                         else self.inside.astype(np.float64))
+        with np.errstate(invalid="ignore"):
+            lo = self.plan.lo
+            below_sum = self.clipped - lo * (self.weight_sum - below_weight)
+        below_sum = np.where(below_weight > 0, below_sum, 0.0)
+        result = BracketResult(below, below_weight, below_sum, self.inside,
+                               inside_weight, self.inside_sum,
+                               self.at_or_above - self.inside,
+                               self.values, self.weights, self.plan.starts,
+                               self.lost)
         check_bracket_pass(self, result)
         return result
-
-    def _deviation(self) -> np.ndarray:
-        """`sum w (y - lo)` over rows below `lo`, `sum w (y - hi)` above `hi`:
-        `sum w min(y, lo) - lo W` (rows at or above `lo` add 0)."""
-        total = self.weight_sum
-        ends = np.stack([self.plan.lo, self.plan.hi])
-        with np.errstate(invalid="ignore"):
-            deviation = self.total - ends * total
-        return np.where(np.isfinite(ends) & self.plan.active, deviation, 0.0)

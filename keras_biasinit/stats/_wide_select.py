@@ -21,8 +21,8 @@ from typing import Dict, Iterable, Optional
 
 import numpy as np
 
-from keras_biasinit.stats._bracket import COLLECTED_BYTES
-from keras_biasinit.stats._bracket import COLLECTED_BYTES_WEIGHTED
+from keras_biasinit.stats._bracket import ROOM_BYTES
+from keras_biasinit.stats._bracket import ROOM_BYTES_WEIGHTED
 from keras_biasinit.stats._bracket import BracketPlan
 from keras_biasinit.stats._keys import from_keys
 
@@ -44,26 +44,32 @@ class WideSelect:
 
     def __init__(self, q: float, first, sample: np.ndarray, budget: int) -> None:
         self.q, self.first, self.weighted = q, first, first.weighted
-        per = COLLECTED_BYTES_WEIGHTED if first.weighted else COLLECTED_BYTES
+        per = ROOM_BYTES_WEIGHTED if first.weighted else ROOM_BYTES
         self.capacity = max(64, budget * 5 // 8 // per)
-        self.lo, self.hi, self.cost = self._brackets(sample)
+        self.lo, self.hi, self.room = self._brackets(sample)
+        self.waiting = []
 
     def _brackets(self, sample: np.ndarray):
+        """Per column the bracket, and room for the values the sample predicts
+        inside (5 standard deviations of that count more)."""
         m, d = sample.shape
         rank, spread = self.q * m, Z * math.sqrt(m * self.q * (1 - self.q))
         low, high = math.floor(rank - spread) - 1, math.ceil(rank + spread)
         kth = [i for i in (low, high) if 0 <= i < m]
         part = np.partition(sample, kth, axis=0) if kth else sample
-        lo = part[low] if low >= 0 else np.full(d, -np.inf)
-        hi = part[high] if high < m else np.full(d, np.inf)
+        lo = part[low].copy() if low >= 0 else np.full(d, -np.inf)
+        hi = part[high].copy() if high < m else np.full(d, np.inf)
         inside = ((sample >= lo) & (sample <= hi)).mean(axis=0)
-        return lo.copy(), hi.copy(), np.ceil(inside * self.first.rows) + 1
+        rows = self.first.rows
+        expect = inside * rows
+        spread = np.sqrt(rows * expect / max(m, 1) + expect)  # sample + data
+        return lo, hi, np.ceil(expect + 5 * spread).astype(np.int64) + 64
 
     def start(self, columns: Iterable[int]) -> Dict[int, tuple]:
         return {int(j): self._pending(int(j)) for j in columns}
 
     def _pending(self, j: int) -> tuple:
-        if self.cost[j] > 0.8 * self.capacity:  # ties: too many inside
+        if self.room[j] > 0.8 * self.capacity:  # ties: too many inside
             return ("general", None, None, np.inf)
         return ("bracket",)
 
@@ -72,115 +78,117 @@ class WideSelect:
         (the others wait for the next one)."""
         d = self.lo.shape[0]
         lo, hi = np.full(d, np.inf), np.full(d, np.inf)
-        room, self.waiting = 0.8 * self.capacity, []
-        for j in sorted(columns, key=lambda j: self.cost[j]):
-            if self.cost[j] > room:
+        room, self.waiting = self.capacity, []
+        for j in sorted(columns, key=lambda j: self.room[j]):
+            if self.room[j] > room:
                 self.waiting.append(int(j))
                 continue
-            room -= self.cost[j]
+            room -= self.room[j]
             lo[j], hi[j] = self.lo[j], self.hi[j]
-        return BracketPlan(lo, hi, self.capacity)
+        return BracketPlan(lo, hi, self.room)
 
     def step(self, result, plan: BracketPlan) -> Dict[int, tuple]:
         """Outcomes of the columns of `plan` from its merged `result`; the
         columns that waited (not in it) stay `("bracket",)`."""
         out = {j: ("bracket",) for j in self.waiting}
-        if result.overflow:  # more values than the sample said: fewer columns
-            self.capacity //= 2
-            out = {j: self._pending(j) for j in [*out, *np.flatnonzero(plan.active)]}
-            return {int(j): outcome for j, outcome in out.items()}
         for j in np.flatnonzero(plan.active):
             out[int(j)] = self._column(result, int(j))
         return out
 
     def _column(self, result, j: int) -> tuple:
-        start, stop = result.starts[j], result.starts[j + 1]
-        values = result.values[start:stop]
-        count, weight = result.count[:, j], result.weight[:, j]
+        if result.lost[j]:  # more values inside than room: collect them next
+            return ("general", float(self.lo[j]), float(self.hi[j]),
+                    float(result.inside[j]))
+        start = result.starts[j]
+        values = result.values[start : start + result.inside[j]]
         if self.weighted:
             order = np.argsort(values, kind="stable")
-            values = values[order].astype(np.float64)
-            weights = result.weights[start:stop][order]
-            point = self._weighted_point(values, weights, weight)
+            values = values[order]
+            weights = result.weights[start : start + result.inside[j]][order]
+            point = self._weighted_point(values, weights, result, j)
         else:
-            weights, weight = None, count.astype(np.float64)
-            values, point = self._unit_point(values, count)
+            weights = None
+            values, point = self._unit_point(values, result.below[j])
         if isinstance(point, str):
-            return self._escape(j, point, count)
-        return ("done", *self._deviations(j, point, values, weights, weight,
-                                          result.deviation[:, j]))
+            return self._escape(j, point, result)
+        return ("done", *self._deviations(j, point, values, weights, result))
 
-    def _unit_point(self, values, count):
+    def _unit_point(self, values, below):
         """(values with the picked ones in place, b) or (values, the side)."""
         n, m = self.first.rows, values.shape[0]
         target = self.q * n
         i = max(math.ceil(target) - 1, 0)
         tie = i + 1 == target and i + 1 < n
-        local = i - int(count[0])
+        local = i - int(below)
         if local < 0:
             return values, "below"
         if local + (1 if tie else 0) >= m:
             return values, "above"
-        part = np.partition(values, [local, local + 1] if tie else [local])
-        part = part.astype(np.float64)
-        b = (part[local] + part[local + 1]) / 2 if tie else part[local]
-        return part, float(b)
+        values.partition([local, local + 1] if tie else [local])  # its segment
+        b = (values[local] + values[local + 1]) / 2 if tie else values[local]
+        return values, float(b)
 
-    def _weighted_point(self, values, weights, weight):
+    def _weighted_point(self, values, weights, result, j: int):
         target = self.q * self.first.weight
-        cum = weight[0] + np.cumsum(weights)
-        if weight[0] >= target - 1e-9 * target:
+        below = result.below_weight[j]
+        if below >= target - 1e-9 * target:
             return "below"
-        i, tie = _quantile_point(cum, target, True)
+        i, tie = _quantile_point(below + np.cumsum(weights), target, True)
         m = values.shape[0]
-        if i == m or (tie and i + 1 == m and weight[1] > 0):
+        if i == m or (tie and i + 1 == m and result.above[j] > 0):
             return "above"
         return float((values[i] + values[i + 1]) / 2 if tie and i + 1 < m
                      else values[i])
 
-    def _deviations(self, j, b, values, weights, weight, deviation):
-        """(b, sum w (b - y)_+, sum w (y - b)_+) over every row."""
-        inside = values.astype(np.float64) - b
-        low = np.minimum(inside, 0.0)
-        high = np.maximum(inside, 0.0)
+    def _deviations(self, j, b, values, weights, result):
+        """(b, sum w (b - y)_+, sum w (y - b)_+) over every row; the rows
+        above `hi` through pass 1's `sum w y`."""
+        inside = values - b
+        low, high = np.minimum(inside, 0.0), np.maximum(inside, 0.0)
         below = -(low.sum() if weights is None else weights @ low)
         above = high.sum() if weights is None else weights @ high
-        if weight[0] > 0:
-            below += weight[0] * (b - self.lo[j]) - deviation[0]
-        if weight[1] > 0:
-            above += weight[1] * (self.hi[j] - b) + deviation[1]
+        weight = result.below_weight[j]
+        if weight > 0:
+            below += weight * b - result.below_sum[j]
+        if result.above[j] > 0:
+            above_sum = (self.first.checksum[j] - result.below_sum[j]
+                         - result.inside_sum[j])
+            above_weight = self.first.weight - weight - result.inside_weight[j]
+            above += above_sum - b * above_weight
         return b + 0.0, float(below), float(above)
 
-    def _escape(self, j: int, side: str, count) -> tuple:
+    def _escape(self, j: int, side: str, result) -> tuple:
         if side == "below":
             low = float(from_keys(self.first.kmin[j : j + 1])[0])
             return ("general", low, float(np.nextafter(self.lo[j], -np.inf)),
-                    float(count[0]))
+                    float(result.below[j]))
         high = float(from_keys(self.first.kmax[j : j + 1])[0])
         return ("general", float(np.nextafter(self.hi[j], np.inf)), high,
-                float(count[1]))
+                float(result.above[j]))
 
 
 def check_bracket_pass(state, result) -> None:
-    """Raises if the bracket pass read other data than pass 1: rows, weight
-    and, per column in the pass, `sum w y` (below + inside + above)."""
+    """Raises if the bracket pass read other data than pass 1: its rows and
+    weight, and per column the rows below and above and `sum w y` below `lo`
+    and above `hi` (pass 1's minus the rest) within their value ranges."""
     first, plan = state.first, state.plan
     same = (state.rows == first.rows
             and abs(state.weight_sum - first.weight) <= 1e-9 * first.weight)
-    if same and not result.overflow:
-        active = plan.active
-        cols = np.repeat(np.arange(plan.columns), np.diff(result.starts))
-        values = result.values.astype(np.float64)
-        inside = np.bincount(cols, values if result.weights is None
-                             else result.weights * values, plan.columns)
-        weight = (result.weight if first.weighted
-                  else result.count.astype(np.float64))
+    if same:
+        cols = plan.active & ~result.lost
+        above_sum = first.checksum - result.below_sum - result.inside_sum
+        above_weight = first.weight - result.below_weight - result.inside_weight
+        low, high = from_keys(first.kmin), from_keys(first.kmax)
+        tol = 1e-9 * first.scale + 1e-300
         with np.errstate(invalid="ignore"):
-            ends = np.stack([plan.lo, plan.hi])
-            outside = np.where(weight > 0, result.deviation + ends * weight, 0.0)
-        total = outside.sum(axis=0) + inside
-        error = np.abs(total - first.checksum)[active]
-        same = bool(np.all(error <= 1e-9 * first.scale[active] + 1e-300))
+            ok_below = ((result.below_sum >= low * result.below_weight - tol)
+                        & (result.below_sum <= plan.lo * result.below_weight + tol))
+            ok_above = ((above_sum >= plan.hi * above_weight - tol)
+                        & (above_sum <= high * above_weight + tol))
+        ok_below |= (result.below == 0) & (result.below_sum == 0)
+        ok_above |= (result.above == 0) & (np.abs(above_sum) <= tol)
+        ok = (result.below >= 0) & (result.above >= 0) & ok_below & ok_above
+        same = bool(ok[cols].all())
     if not same:
         raise ValueError(
             f"The data changed between passes: the exact {state.name} of data "
