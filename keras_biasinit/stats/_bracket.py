@@ -24,18 +24,21 @@ from keras_biasinit.stats.state import Arrays
 
 #: Bytes per value of room: the value and (weighted) its weight, float64.
 ROOM_BYTES, ROOM_BYTES_WEIGHTED = 8, 16
-#: Bytes per element of a chunk of rows: three masks and a clipped copy.
-CHUNK_BYTES = 24
+#: Bytes per element of a chunk of rows: three masks, a clipped copy (and its
+#: float64 difference), a float64 cast.
+CHUNK_BYTES = 32
 
 
 class BracketPlan:
-    """Per column `lo <= hi` (float64; `+inf` both: not in this pass) and
-    `room`, the values its segment may hold."""
+    """Per column `lo <= hi` (float64; `+inf` both: not in this pass),
+    `room`, the values its segment may hold, and pass 1's `anchor` and
+    `centred = sum w (y - anchor)`: the values inside are summed alike."""
 
     windows, bins = 1, 1  # for the driver's accounting of reading the result
 
-    def __init__(self, lo: np.ndarray, hi: np.ndarray, room: np.ndarray) -> None:
-        self.lo, self.hi = lo, hi
+    def __init__(self, lo: np.ndarray, hi: np.ndarray, room: np.ndarray,
+                 anchor: np.ndarray, centred: np.ndarray) -> None:
+        self.lo, self.hi, self.anchor, self.centred = lo, hi, anchor, centred
         self.columns = lo.shape[0]
         self.active = ~(np.isposinf(lo) & np.isposinf(hi))
         self.room = np.where(self.active, room, 0).astype(np.int64)
@@ -52,16 +55,16 @@ class BracketPlan:
 
 class BracketResult(NamedTuple):
     """Per column (arrays `(d,)`): the rows and weight below `lo` and inside,
-    `sum w y` below `lo`, the rows above `hi`, and the values inside (`values[starts[j]:starts[j]
+    `sum w (y - lo)` below `lo`, the rows above `hi`, and the values inside (`values[starts[j]:starts[j]
     + inside[j]]`, unsorted; `weights` alike, or None). `lost`: columns whose
     values outgrew their room (their segments are incomplete)."""
 
     below: np.ndarray  # int64
     below_weight: np.ndarray
-    below_sum: np.ndarray
+    below_deviation: np.ndarray  # sum w (y - lo) below lo
     inside: np.ndarray  # int64
     inside_weight: np.ndarray
-    inside_sum: np.ndarray  # sum w y inside
+    inside_centred: np.ndarray  # sum w (y - anchor) inside
     above: np.ndarray  # int64: rows above hi
     values: np.ndarray
     weights: object
@@ -89,10 +92,11 @@ class BracketState:
         self.rows_per_chunk = max(1, meter.budget // 8 // CHUNK_BYTES // d)
         self.at_or_above = np.zeros(d, np.int64)
         self.above_weight = np.zeros(d)  # weight at or above lo
-        self.clipped = np.zeros(d)  # sum w min(y, lo)
+        self.below_deviation = np.zeros(d)  # sum w (min(y, lo) - lo), per chunk
         self.inside = np.zeros(d, np.int64)
         self.inside_weight = np.zeros(d)
-        self.inside_sum = np.zeros(d)  # sum w y inside
+        self.inside_centred = np.zeros(d)  # sum w (y - anchor) inside
+        self.low = np.full(d, np.inf)  # min(y, lo): pass 1's min if any below
         self.rows, self.positive, self.weight_sum = 0, 0, 0.0
         self.fill = np.zeros(d, np.int64)
         self.lost = np.zeros(d, bool)
@@ -111,12 +115,12 @@ class BracketState:
         return self
 
     def _buffers(self, y):
-        """Three masks and a copy of `y`'s shape, reused."""
+        """Three masks, a copy of `y` and a float64 one, reused."""
         key = (y.shape, y.dtype)
         if self._buffer_key != key:
             self._buffer_key = key
             masks = [np.empty(y.shape, bool) for _ in range(3)]
-            self._buffer = (*masks, np.empty_like(y))
+            self._buffer = (*masks, np.empty_like(y), np.empty(y.shape))
         return self._buffer
 
     def _ends(self, y):
@@ -138,22 +142,25 @@ class BracketState:
             return
         self.positive += y.shape[0]
         y, lo, hi = self._ends(y)
-        up, down, inside, clipped = self._buffers(y)
+        up, down, inside, clipped, deviation = self._buffers(y)
         np.greater_equal(y, lo, out=up)
         np.less_equal(y, hi, out=down)
         np.logical_and(up, down, out=inside)
         np.minimum(y, lo, out=clipped)
-        with np.errstate(invalid="ignore"):
-            if w is None:
-                self.weight_sum += y.shape[0]
-                self.at_or_above += np.add.reduce(up.view(np.uint8), axis=0,
-                                                  dtype=np.int32)
-                self.clipped += clipped.sum(axis=0, dtype=np.float64)
-            else:
-                self.weight_sum += float(w.sum())
-                self.at_or_above += up.sum(axis=0)
-                self.above_weight += w @ up
-                self.clipped += w @ clipped
+        np.minimum(self.low, clipped.min(axis=0), out=self.low)
+        # min(y, lo) - lo: small numbers, exact for float32 values, whose
+        # sums do not lose what a sum of the values themselves would
+        np.subtract(clipped, self.plan.lo, out=deviation)
+        if w is None:
+            self.weight_sum += y.shape[0]
+            self.at_or_above += np.add.reduce(up.view(np.uint8), axis=0,
+                                              dtype=np.int32)
+            self.below_deviation += deviation.sum(axis=0)
+        else:
+            self.weight_sum += float(w.sum())
+            self.at_or_above += up.sum(axis=0)
+            self.above_weight += w @ up
+            self.below_deviation += w @ deviation
         self._collect(y, w, np.flatnonzero(inside.T))
 
     def _collect(self, y, w, found) -> None:
@@ -169,8 +176,9 @@ class BracketState:
         self.inside += counts
         if weights is not None:
             self.inside_weight += np.bincount(cols, weights, d)
-        self.inside_sum += np.bincount(
-            cols, values if weights is None else weights * values, d)
+        centred = values - self.plan.anchor[cols]
+        self.inside_centred += np.bincount(
+            cols, centred if weights is None else weights * centred, d)
         over = (self.fill + counts > self.plan.room) | self.lost
         if over.any():  # the sample misled: this column takes another pass
             self.lost |= over
@@ -183,9 +191,10 @@ class BracketState:
         self.fill += counts
 
     def merge(self, other: "BracketState") -> "BracketState":
-        for name in ("at_or_above", "above_weight", "clipped", "inside",
-                     "inside_weight", "inside_sum"):
+        for name in ("at_or_above", "above_weight", "below_deviation",
+                     "inside", "inside_weight", "inside_centred"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
+        np.minimum(self.low, other.low, out=self.low)
         self.rows += other.rows
         self.positive += other.positive
         self.weight_sum += other.weight_sum
@@ -211,9 +220,10 @@ class BracketState:
         values, weights = self._segments()
         arrays = {"counts": np.stack([self.at_or_above, self.inside, self.fill,
                                       self.lost.astype(np.int64)]),
-                  "sums": np.stack([self.above_weight, self.clipped,
-                                    self.inside_weight, self.inside_sum]),
+                  "sums": np.stack([self.above_weight, self.below_deviation,
+                                    self.inside_weight, self.inside_centred]),
                   "seen": np.array([self.rows, self.positive, self.weight_sum]),
+                  "low": self.low,
                   "values": values}
         if weights is not None:
             arrays["weights"] = weights
@@ -226,10 +236,11 @@ class BracketState:
         state.at_or_above, state.inside, fill, lost = counts
         state.lost = lost.astype(bool)
         sums = np.array(arrays["sums"], np.float64).reshape(4, -1)
-        (state.above_weight, state.clipped, state.inside_weight,
-         state.inside_sum) = sums
+        (state.above_weight, state.below_deviation, state.inside_weight,
+         state.inside_centred) = sums
         rows, positive, state.weight_sum = np.asarray(arrays["seen"], np.float64)
         state.rows, state.positive = int(rows), int(positive)
+        state.low = np.array(arrays["low"], np.float64).reshape(-1)
         weights = arrays.get("weights")
         place(np.asarray(arrays["values"], np.float64),
               None if weights is None else np.asarray(weights, np.float64),
@@ -246,12 +257,9 @@ class BracketState:
                         else below.astype(np.float64))
         inside_weight = (self.inside_weight if self.first.weighted
                          else self.inside.astype(np.float64))
-        with np.errstate(invalid="ignore"):
-            lo = self.plan.lo
-            below_sum = self.clipped - lo * (self.weight_sum - below_weight)
-        below_sum = np.where(below_weight > 0, below_sum, 0.0)
-        result = BracketResult(below, below_weight, below_sum, self.inside,
-                               inside_weight, self.inside_sum,
+        deviation = np.where(below_weight > 0, self.below_deviation, 0.0)
+        result = BracketResult(below, below_weight, deviation, self.inside,
+                               inside_weight, self.inside_centred,
                                self.at_or_above - self.inside,
                                self.values, self.weights, self.plan.starts,
                                self.lost)

@@ -31,6 +31,8 @@ from keras_biasinit.stats.state import Arrays
 
 #: Rows sampled at most, and the fewest for which the sample is used.
 MAX_SAMPLE, MIN_SAMPLE = 16384, 1024
+#: Fewer radix bits than this take 4 passes or more: the sample takes 2.
+MIN_RADIX_BITS = 11
 
 
 def sample_rows(columns: int, budget: int) -> int:
@@ -40,12 +42,14 @@ def sample_rows(columns: int, budget: int) -> int:
 
 def new_first_state(columns: int, meter: MemoryMeter, name: str,
                     hold: bool = True):
-    """The pass-1 state of a quantile: a radix histogram where its 16-bit
-    digits fit the budget (2 passes), else a `WideFirst` where the sample is
-    large enough, else the radix histogram of fewer bits (or None)."""
-    if radix_bits(columns, meter.budget) != 16:
-        if sample_rows(columns, meter.budget) >= MIN_SAMPLE:
-            return WideFirst(columns, meter, name, hold=hold)
+    """The pass-1 state of a quantile: a radix histogram where its digits
+    fit the budget with at least 11 bits (float32 in 2 or 3 passes), else a
+    `WideFirst` where the sample is large enough, else the radix histogram of
+    fewer bits (or None: the general passes)."""
+    bits = radix_bits(columns, meter.budget)
+    if (bits is None or bits < MIN_RADIX_BITS) and (
+            sample_rows(columns, meter.budget) >= MIN_SAMPLE):
+        return WideFirst(columns, meter, name, hold=hold)
     return new_histogram(columns, meter, name, hold=hold)
 
 
@@ -59,7 +63,10 @@ class WideFirst:
         self.rows, self.weighted, self.weight_sum = 0, False, 0.0
         self.low: Optional[np.ndarray] = None
         self.high: Optional[np.ndarray] = None
-        self.checksum = np.zeros(columns)
+        # sum w (y - anchor), the anchor a row of the data: sums of small
+        # deviations, so that the sums of the passes after cancel exactly.
+        self.anchor: Optional[np.ndarray] = None
+        self.centred = np.zeros(columns)
         self.held = self.sample.nbytes
         if hold:
             meter.hold(self.held)
@@ -80,12 +87,11 @@ class WideFirst:
         low, high = y.min(axis=0), y.max(axis=0)
         if not (np.isfinite(low).all() and np.isfinite(high).all()):
             check_finite(y)
-        if w is None:
-            self.weight_sum += y.shape[0]
-            self.checksum += y.sum(axis=0, dtype=np.float64)
-        else:
-            self.weight_sum += float(w.sum())
-            self.checksum += w @ y
+        if self.anchor is None:
+            self.anchor = y[0].astype(np.float64)
+        self.weight_sum += y.shape[0] if w is None else float(w.sum())
+        centred = np.subtract(y, self.anchor, dtype=np.float64)
+        self.centred += centred.sum(axis=0) if w is None else w @ centred
         self._bounds(low.astype(np.float64), high.astype(np.float64))
         self.sample.offer(y, w)
         return self
@@ -105,7 +111,7 @@ class WideFirst:
                           weight=float(self.weight_sum))
         if self.low is not None:
             summary.kmin, summary.kmax = to_keys(self.low), to_keys(self.high)
-            summary.checksum = self.checksum.copy()
+            summary.checksum = self.centred + self.weight_sum * self.anchor
             summary.scale = self.weight_sum * np.maximum(np.abs(self.low),
                                                          np.abs(self.high))
         return summary
@@ -114,7 +120,11 @@ class WideFirst:
         self.rows += other.rows
         self.weighted |= other.weighted
         self.weight_sum += other.weight_sum
-        self.checksum += other.checksum
+        if other.anchor is not None:
+            if self.anchor is None:
+                self.anchor = other.anchor.copy()
+            self.centred += other.centred + other.weight_sum * (
+                other.anchor - self.anchor)
         if other.low is not None:
             self._bounds(other.low.copy(), other.high.copy())
         self.sample.merge(other.sample)
@@ -122,7 +132,8 @@ class WideFirst:
 
     def to_arrays(self) -> Arrays:
         arrays = self.summary.to_arrays("seen_")
-        arrays["seen_sum"] = self.checksum
+        if self.anchor is not None:
+            arrays.update(anchor=self.anchor, centred=self.centred)
         arrays.update(("sample_" + k, v) for k, v in self.sample.to_arrays().items())
         return arrays
 
@@ -131,7 +142,9 @@ class WideFirst:
         seen = Summary.from_arrays(arrays, "seen_")
         state.rows, state.weighted = seen.rows, seen.weighted
         state.weight_sum = seen.weight
-        state.checksum = np.array(arrays["seen_sum"], np.float64).reshape(-1)
+        if "anchor" in arrays:
+            state.anchor = np.array(arrays["anchor"], np.float64).reshape(-1)
+            state.centred = np.array(arrays["centred"], np.float64).reshape(-1)
         if seen.kmin is not None:
             state.low, state.high = from_keys(seen.kmin), from_keys(seen.kmax)
         sample = {k[7:]: v for k, v in arrays.items() if k[:7] == "sample_"}

@@ -42,11 +42,13 @@ class WideSelect:
     outcome as `_radix_select.RadixSelect` does: `("bracket",)` (a bracket
     pass), `("done", b, below, above)` or `("general", low, high, cost)`."""
 
-    def __init__(self, q: float, first, sample: np.ndarray, budget: int) -> None:
+    def __init__(self, q: float, first, pass_one, budget: int) -> None:
         self.q, self.first, self.weighted = q, first, first.weighted
+        self.anchor, self.centred = pass_one.anchor, pass_one.centred
+        sample = pass_one.take_sample()
         per = ROOM_BYTES_WEIGHTED if first.weighted else ROOM_BYTES
         self.capacity = max(64, budget * 5 // 8 // per)
-        self.lo, self.hi, self.room = self._brackets(sample)
+        self.lo, self.hi, self.room = self._brackets(sample)  # per column
         self.waiting = []
 
     def _brackets(self, sample: np.ndarray):
@@ -57,8 +59,9 @@ class WideSelect:
         low, high = math.floor(rank - spread) - 1, math.ceil(rank + spread)
         kth = [i for i in (low, high) if 0 <= i < m]
         part = np.partition(sample, kth, axis=0) if kth else sample
-        lo = part[low].copy() if low >= 0 else np.full(d, -np.inf)
-        hi = part[high].copy() if high < m else np.full(d, np.inf)
+        lo, hi = from_keys(self.first.kmin), from_keys(self.first.kmax)
+        lo = np.maximum(part[low], lo) if low >= 0 else lo
+        hi = np.minimum(part[high], hi) if high < m else hi
         inside = ((sample >= lo) & (sample <= hi)).mean(axis=0)
         rows = self.first.rows
         expect = inside * rows
@@ -69,8 +72,11 @@ class WideSelect:
         return {int(j): self._pending(int(j)) for j in columns}
 
     def _pending(self, j: int) -> tuple:
-        if self.room[j] > 0.8 * self.capacity:  # ties: too many inside
-            return ("general", None, None, np.inf)
+        """A bracket pass for column `j`, or the general passes if its values
+        would not fit the room (ties: the bracket holds one repeated value)."""
+        if self.room[j] > 0.8 * self.capacity:
+            return ("general", float(self.lo[j]), float(self.hi[j]),
+                    float(self.room[j]))
         return ("bracket",)
 
     def plan(self, columns: Iterable[int]) -> BracketPlan:
@@ -85,7 +91,7 @@ class WideSelect:
                 continue
             room -= self.room[j]
             lo[j], hi[j] = self.lo[j], self.hi[j]
-        return BracketPlan(lo, hi, self.room)
+        return BracketPlan(lo, hi, self.room, self.anchor, self.centred)
 
     def step(self, result, plan: BracketPlan) -> Dict[int, tuple]:
         """Outcomes of the columns of `plan` from its merged `result`; the
@@ -97,8 +103,8 @@ class WideSelect:
 
     def _column(self, result, j: int) -> tuple:
         if result.lost[j]:  # more values inside than room: collect them next
-            return ("general", float(self.lo[j]), float(self.hi[j]),
-                    float(result.inside[j]))
+            self.room[j] = result.inside[j]
+            return self._pending(j)
         start = result.starts[j]
         values = result.values[start : start + result.inside[j]]
         if self.weighted:
@@ -110,7 +116,7 @@ class WideSelect:
             weights = None
             values, point = self._unit_point(values, result.below[j])
         if isinstance(point, str):
-            return self._escape(j, point, result)
+            return self._escape(j, point, result, values)
         return ("done", *self._deviations(j, point, values, weights, result))
 
     def _unit_point(self, values, below):
@@ -142,29 +148,36 @@ class WideSelect:
 
     def _deviations(self, j, b, values, weights, result):
         """(b, sum w (b - y)_+, sum w (y - b)_+) over every row; the rows
-        above `hi` through pass 1's `sum w y`."""
+        above `hi` through pass 1's `sum w (y - anchor)` less the rest."""
         inside = values - b
         low, high = np.minimum(inside, 0.0), np.maximum(inside, 0.0)
         below = -(low.sum() if weights is None else weights @ low)
         above = high.sum() if weights is None else weights @ high
-        weight = result.below_weight[j]
+        weight, lo, anchor = result.below_weight[j], self.lo[j], self.anchor[j]
         if weight > 0:
-            below += weight * b - result.below_sum[j]
+            below += weight * (b - lo) - result.below_deviation[j]
         if result.above[j] > 0:
-            above_sum = (self.first.checksum[j] - result.below_sum[j]
-                         - result.inside_sum[j])
+            above_centred = (self.centred[j] - result.below_deviation[j]
+                             - weight * (lo - anchor) - result.inside_centred[j])
             above_weight = self.first.weight - weight - result.inside_weight[j]
-            above += above_sum - b * above_weight
+            above += above_centred - above_weight * (b - anchor)
         return b + 0.0, float(below), float(above)
 
-    def _escape(self, j: int, side: str, result) -> tuple:
+    def _escape(self, j: int, side: str, result, values) -> tuple:
+        """The rank lies `side` of the bracket: the next bracket runs from the
+        column's min (max) to its first (last) value inside, so that it
+        holds the rank and the value after it, with room for exactly that."""
         if side == "below":
-            low = float(from_keys(self.first.kmin[j : j + 1])[0])
-            return ("general", low, float(np.nextafter(self.lo[j], -np.inf)),
-                    float(result.below[j]))
-        high = float(from_keys(self.first.kmax[j : j + 1])[0])
-        return ("general", float(np.nextafter(self.hi[j], np.inf)), high,
-                float(result.above[j]))
+            edge = values.min() if values.size else self.lo[j]
+            self.lo[j] = from_keys(self.first.kmin[j : j + 1])[0]
+            self.hi[j], rows = edge, result.below[j]
+        else:
+            edge = values.max() if values.size else self.hi[j]
+            self.lo[j] = edge
+            self.hi[j] = from_keys(self.first.kmax[j : j + 1])[0]
+            rows = result.above[j]
+        self.room[j] = rows + np.count_nonzero(values == edge)
+        return self._pending(j)
 
 
 def check_bracket_pass(state, result) -> None:
@@ -176,17 +189,21 @@ def check_bracket_pass(state, result) -> None:
             and abs(state.weight_sum - first.weight) <= 1e-9 * first.weight)
     if same:
         cols = plan.active & ~result.lost
-        above_sum = first.checksum - result.below_sum - result.inside_sum
-        above_weight = first.weight - result.below_weight - result.inside_weight
         low, high = from_keys(first.kmin), from_keys(first.kmax)
+        weight, anchor = result.below_weight, plan.anchor
+        with np.errstate(invalid="ignore"):
+            below_centred = result.below_deviation + weight * (plan.lo - anchor)
+            above_centred = plan.centred - below_centred - result.inside_centred
+        above_weight = first.weight - weight - result.inside_weight
         tol = 1e-9 * first.scale + 1e-300
         with np.errstate(invalid="ignore"):
-            ok_below = ((result.below_sum >= low * result.below_weight - tol)
-                        & (result.below_sum <= plan.lo * result.below_weight + tol))
-            ok_above = ((above_sum >= plan.hi * above_weight - tol)
-                        & (above_sum <= high * above_weight + tol))
-        ok_below |= (result.below == 0) & (result.below_sum == 0)
-        ok_above |= (result.above == 0) & (np.abs(above_sum) <= tol)
+            ok_below = ((result.below_deviation >= (low - plan.lo) * weight - tol)
+                        & (result.below_deviation <= tol)
+                        & (state.low == low))
+            ok_above = ((above_centred >= (plan.hi - anchor) * above_weight - tol)
+                        & (above_centred <= (high - anchor) * above_weight + tol))
+        ok_below |= (result.below == 0) & (state.low >= low)
+        ok_above |= (result.above == 0) & (np.abs(above_centred) <= tol)
         ok = (result.below >= 0) & (result.above >= 0) & ok_below & ok_above
         same = bool(ok[cols].all())
     if not same:

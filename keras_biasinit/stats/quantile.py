@@ -227,8 +227,7 @@ class QuantileSearch:
         histogram = getattr(first, "radix", None)
         if isinstance(histogram, WideFirst):
             first.radix = None  # read: its memory is free for the next pass
-            self.wide = WideSelect(self.q, first, histogram.take_sample(),
-                                   meter.budget)
+            self.wide = WideSelect(self.q, first, histogram, meter.budget)
             return self._mixed(self.wide.start(np.flatnonzero(~self.done)), None,
                                [], meter)
         if histogram is not None:
