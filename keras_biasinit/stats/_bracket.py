@@ -171,14 +171,14 @@ class BracketState:
         cols = found // n
         rows = found - cols * n
         values = y.reshape(-1)[rows * d + cols]
-        counts = np.bincount(cols, minlength=d)
+        # `found` is sorted: each column's values are one run
+        counts = np.diff(np.searchsorted(found, np.arange(d + 1) * n))
         weights = None if w is None else w[rows]
         self.inside += counts
         if weights is not None:
             self.inside_weight += np.bincount(cols, weights, d)
-        centred = values - self.plan.anchor[cols]
-        self.inside_centred += np.bincount(
-            cols, centred if weights is None else weights * centred, d)
+            centred = weights * (values - self.plan.anchor[cols])
+            self.inside_centred += np.bincount(cols, centred, d)
         over = (self.fill + counts > self.plan.room) | self.lost
         if over.any():  # the sample misled: this column takes another pass
             self.lost |= over
@@ -208,6 +208,15 @@ class BracketState:
               self.plan.starts, self.fill, self.values, self.weights)
         self.fill = np.where(self.lost, 0, self.fill + counts)
         return self
+
+    def _segment_sums(self) -> np.ndarray:
+        """`sum (y - anchor)` of each column's values inside (unweighted)."""
+        sums = np.zeros(self.plan.columns)
+        for j in np.flatnonzero(self.fill):
+            start = self.plan.starts[j]
+            segment = self.values[start : start + self.fill[j]]
+            sums[j] = (segment - self.plan.anchor[j]).sum()
+        return sums
 
     def _segments(self):
         """The values (and weights) of every segment, packed."""
@@ -257,6 +266,8 @@ class BracketState:
                         else below.astype(np.float64))
         inside_weight = (self.inside_weight if self.first.weighted
                          else self.inside.astype(np.float64))
+        if not self.first.weighted:  # sum (y - anchor) inside, per segment
+            self.inside_centred = self._segment_sums()
         deviation = np.where(below_weight > 0, self.below_deviation, 0.0)
         result = BracketResult(below, below_weight, deviation, self.inside,
                                inside_weight, self.inside_centred,

@@ -82,7 +82,8 @@ class FirstPass:
                                             self.summary.weighted):
             self.stop_buffering()
         if not self.buffering:
-            step = chunk_rows(self.meter.budget, self.columns)
+            step = getattr(self.histogram, "rows_per_chunk", None) or chunk_rows(
+                self.meter.budget, self.columns)  # its own, if it has one
             for chunk, chunk_w in chunks(values, weights, step):
                 if self.histogram is not None:
                     self.histogram.update(chunk, chunk_w)

@@ -68,6 +68,10 @@ class WideFirst:
         self.anchor: Optional[np.ndarray] = None
         self.centred = np.zeros(columns)
         self.held = self.sample.nbytes
+        # Chunks of rows whose float64 copy fits the eighth of the budget that
+        # `FirstPass` holds for chunks.
+        self.rows_per_chunk = max(1, meter.budget // 8 // 16 // columns)
+        self._centred = np.empty(0)
         if hold:
             meter.hold(self.held)
 
@@ -90,7 +94,10 @@ class WideFirst:
         if self.anchor is None:
             self.anchor = y[0].astype(np.float64)
         self.weight_sum += y.shape[0] if w is None else float(w.sum())
-        centred = np.subtract(y, self.anchor, dtype=np.float64)
+        if self._centred.size < y.size:
+            self._centred = np.empty(y.size)
+        centred = self._centred[: y.size].reshape(y.shape)
+        np.subtract(y, self.anchor, out=centred)
         self.centred += centred.sum(axis=0) if w is None else w @ centred
         self._bounds(low.astype(np.float64), high.astype(np.float64))
         self.sample.offer(y, w)
