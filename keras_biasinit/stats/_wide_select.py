@@ -21,9 +21,9 @@ from typing import Dict, Iterable, Optional
 
 import numpy as np
 
-from keras_biasinit.stats._bracket import ROOM_BYTES
-from keras_biasinit.stats._bracket import ROOM_BYTES_WEIGHTED
-from keras_biasinit.stats._bracket import BracketPlan
+from keras_biasinit.stats._bracket_plan import ROOM_BYTES
+from keras_biasinit.stats._bracket_plan import ROOM_BYTES_WEIGHTED
+from keras_biasinit.stats._bracket_plan import BracketPlan
 from keras_biasinit.stats._keys import from_keys
 
 #: Standard deviations of the sample rank each side of the bracket.
