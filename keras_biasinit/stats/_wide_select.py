@@ -25,15 +25,10 @@ from keras_biasinit.stats._bracket_plan import ROOM_BYTES
 from keras_biasinit.stats._bracket_plan import ROOM_BYTES_WEIGHTED
 from keras_biasinit.stats._bracket_plan import BracketPlan
 from keras_biasinit.stats._keys import from_keys
+from keras_biasinit.stats._quantile_steps import quantile_point
 
 #: Standard deviations of the sample rank each side of the bracket.
 Z = 4.5
-
-
-def _quantile_point(cum, target, weighted):
-    from keras_biasinit.stats.quantile import quantile_point
-
-    return quantile_point(cum, target, weighted=weighted)
 
 
 class WideSelect:
@@ -139,7 +134,8 @@ class WideSelect:
         below = result.below_weight[j]
         if below >= target - 1e-9 * target:
             return "below"
-        i, tie = _quantile_point(below + np.cumsum(weights), target, True)
+        i, tie = quantile_point(below + np.cumsum(weights), target,
+                                weighted=True)
         m = values.shape[0]
         if i == m or (tie and i + 1 == m and result.above[j] > 0):
             return "above"

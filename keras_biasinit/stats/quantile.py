@@ -61,6 +61,9 @@ from keras_biasinit.stats._plan import Plan
 from keras_biasinit.stats._mixed_pass import MixedPlan
 from keras_biasinit.stats._radix_select import RadixSelect
 from keras_biasinit.stats._radix_select import next_radix_plan
+from keras_biasinit.stats._quantile_steps import GeneralSteps
+from keras_biasinit.stats._quantile_steps import pick
+from keras_biasinit.stats._quantile_steps import quantile_point  # noqa: F401
 from keras_biasinit.stats._wide_first import WideFirst
 from keras_biasinit.stats._wide_select import WideSelect
 from keras_biasinit.stats.state import Reducer
@@ -105,24 +108,6 @@ def check_q(q) -> float:
     return float(q)
 
 
-def quantile_point(cum: np.ndarray, target: float, *, weighted: bool
-                   ) -> Tuple[int, bool]:
-    """Index of the first cumulative weight that reaches `target`, and whether
-    it reaches it exactly (a tie: the minimiser is the interval up to the next
-    value). With weights, "exactly" allows the rounding of the cumulative sums
-    (1e-9 relative), so that scaling every weight by one constant, which does
-    not change the minimisers, does not move the quantile off the midpoint."""
-    tol = 1e-9 * target if weighted else 0.0
-    i = int(np.searchsorted(cum, target - tol, side="left"))
-    return i, i < cum.shape[0] and bool(cum[i] <= target + tol)
-
-
-def _pick(values: np.ndarray, i: int, tie: bool) -> float:
-    if tie and i + 1 < values.shape[0]:
-        return (values[i] + values[i + 1]) / 2
-    return values[i]
-
-
 def quantile_of_arrays(y: np.ndarray, q: float, w: Optional[np.ndarray] = None
                        ) -> np.ndarray:
     """Exact weighted q-quantile of each column of `y` (rows on axis 0)."""
@@ -141,7 +126,7 @@ def quantile_of_arrays(y: np.ndarray, q: float, w: Optional[np.ndarray] = None
     for j in range(y.shape[1]):
         order = np.argsort(y[:, j], kind="stable")
         values, cum = y[order, j], np.cumsum(w[order])
-        result[j] = _pick(values, *quantile_point(cum, q * cum[-1], weighted=True))
+        result[j] = pick(values, *quantile_point(cum, q * cum[-1], weighted=True))
     return result
 
 
@@ -183,7 +168,7 @@ def weighted_quantile(
                  reducer=reducer)
 
 
-class QuantileSearch:
+class QuantileSearch(GeneralSteps):
     """The weighted quantile as a `keras_biasinit.stats._driver.Search`."""
 
     name = "quantile"
@@ -314,56 +299,3 @@ class QuantileSearch:
         n = first.rows
         return QuantileResult(self.value, self.q, (self.below + self.above) / n,
                               self.above / n, n, first.weight, passes, peak_bytes)
-
-    def _bracket(self, result, j: int):
-        """From a histogram pass: (collect cost, column, key window) holding the
-        quantile, from whichever of the two histograms gives the smaller one."""
-        cost, window = min((self._bracket_of(result, j, kind) for kind in (0, 1)),
-                           key=lambda item: item[0])
-        return cost, j, window
-
-    def _bracket_of(self, result, j: int, kind: int):
-        bins = result.column_bins(j, kind)
-        w_below, w_above = result.region_weight[0, j], result.region_weight[2, j]
-        cum = w_below + np.cumsum(bins.weight)
-        if cum.shape[0] == 0:
-            return np.inf, self.full[j]
-        target = self.q * (cum[-1] + w_above)
-        tol = 1e-9 * target if self.weighted else 0.0
-        k = int(np.searchsorted(cum, target - tol, side="left"))
-        if w_below >= target - tol or k == cum.shape[0]:
-            return np.inf, self.full[j]  # the bracket missed (rounding): rebin
-        k2 = k
-        if cum[k] <= target + tol:  # the point may sit on the bin's upper edge
-            if k + 1 < cum.shape[0]:
-                k2 = k + 1
-            elif w_above > 0:
-                return np.inf, self.full[j]
-        cost = float(np.where(bins.low == bins.high, 1, bins.count)[k : k2 + 1].sum())
-        keys = to_keys(np.array([bins.low[k], bins.high[k2]]))
-        return cost, (int(keys[0]), int(keys[1]))
-
-    def _solve(self, result, j: int):
-        """From a collect pass: (quantile, sum w (b - y)_+, sum w (y - b)_+),
-        or None if the window missed it."""
-        values, weights = result.column_values(j)
-        w_below, w_above = result.region_weight[0, j], result.region_weight[2, j]
-        cum = w_below + np.cumsum(weights)
-        if cum.shape[0] == 0:
-            return None
-        target = self.q * (cum[-1] + w_above)
-        i, tie = quantile_point(cum, target, weighted=self.weighted)
-        if w_below >= target or i == cum.shape[0]:
-            return None
-        if tie and i + 1 == cum.shape[0] and w_above > 0:
-            return None
-        b = float(_pick(values, i, tie))
-        low_anchor, high_anchor = result.anchors[0, j], result.anchors[2, j]
-        # Rows below the window: sum w (b - y) = W (b - a) + sum w (a - y), both
-        # terms >= 0 (a = the window's low end); likewise above.
-        inside = values - b
-        below = (w_below * (b - low_anchor) - result.region_sum[0, j]
-                 - weights @ np.minimum(inside, 0.0))
-        above = (w_above * (high_anchor - b) + result.region_sum[2, j]
-                 + weights @ np.maximum(inside, 0.0))
-        return b, float(below), float(above)
