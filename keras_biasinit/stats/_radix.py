@@ -59,8 +59,8 @@ def radix_bits(columns: int, budget: int) -> Optional[int]:
     """Bits per pass: 16 (2 passes for float32) unless the `columns`
     histograms of 2^16 bins exceed a quarter of the budget or the ids buffered
     between two countings over 2 (each counting touches every bin); then fewer
-    (9 for 1000 columns in 256 MiB: 4 passes). None below 8 bits or 1 MiB:
-    the general passes then."""
+    (9 for 1000 columns in 256 MiB: 4 passes, where the quantiles sample rows
+    instead, `_wide_first`). None below 8 bits or 1 MiB."""
     room = min(budget // 4 // RADIX_BIN_BYTES, flush_elements(budget) // 2) // columns
     bits = min(16, int(room).bit_length() - 1)
     return bits if bits >= 8 and budget >= 2**20 else None

@@ -44,10 +44,10 @@ def new_first_state(columns: int, meter: MemoryMeter, name: str,
                     hold: bool = True):
     """The pass-1 state of a quantile: a radix histogram where its digits
     fit the budget with at least 11 bits (float32 in 2 or 3 passes), else a
-    `WideFirst` where the sample is large enough, else the radix histogram of
-    fewer bits (or None: the general passes)."""
+    `WideFirst` where the sample is large enough (budgets of 1 MiB or more),
+    else the radix histogram of fewer bits (or None: the general passes)."""
     bits = radix_bits(columns, meter.budget)
-    if (bits is None or bits < MIN_RADIX_BITS) and (
+    if (bits is None or bits < MIN_RADIX_BITS) and meter.budget >= 2**20 and (
             sample_rows(columns, meter.budget) >= MIN_SAMPLE):
         return WideFirst(columns, meter, name, hold=hold)
     return new_histogram(columns, meter, name, hold=hold)

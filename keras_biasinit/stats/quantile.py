@@ -28,12 +28,19 @@ How it is computed (`memory_budget` bytes, default 256 MiB; see
   of the bin that holds the rank `q W` (and keeps the smallest value of the
   next bin, for a tie on its edge). For float32 targets the bins of pass 2
   are single values: the quantile is exact in 2 passes, and
-  `sum w |y - b|` comes from the bins' exact sums. With many columns the bins
-  are fewer (`memory_budget / 4` holds them: 1000 columns in 256 MiB take
-  9-bit digits, 4 passes). Float64 targets are binned by their float32
-  rounding; the values of the bin holding the rank (its float64 range) are
-  then collected exactly, or binned again first if too many for the budget:
-  3 or 4 passes. Budgets under 1 MiB use the general passes: two histograms
+  `sum w |y - b|` comes from the bins' exact sums. Float64 targets are binned
+  by their float32 rounding; the values of the bin holding the rank (its
+  float64 range) are then collected exactly, or binned again first if too
+  many for the budget: 3 or 4 passes.
+- Wide targets, whose radix bins would be too few (under 11 bits, e.g. 1000
+  columns in 256 MiB), float32 or float64 (`_wide_select`): pass 1 keeps a
+  random sample of rows besides rows, weight, min, max and `sum w y`; the
+  sample's quantiles give each column a bracket `[lo, hi]` that holds the
+  rank unless the sample misleads by 4.5 standard deviations; pass 2 counts
+  the weight below `lo` and collects the values inside: exact in 2 passes. A
+  rank outside its bracket takes one more pass (from the bracket's edge to
+  the column's min or max); a bracket of too many values (ties), the
+  general passes. Budgets under 1 MiB use the general passes: two histograms
   per column (even in order-preserving float keys and in value), then the
   bracket's values collected, typically 3 passes. Never an approximate answer.
 - A one-shot iterator (a generator) whose data exceed the budget cannot be read
