@@ -138,3 +138,14 @@ class Changing:
 def test_data_changing_between_passes_is_an_error(wide):
     with pytest.raises(ValueError, match="changed between passes"):
         weighted_median(Changing(wide), memory_budget=BUDGET)
+
+
+def test_a_bracket_of_ties_too_large_takes_the_general_passes():
+    # Column 0 is 90% zeros: its bracket [0, 0] would hold 72,000 values, more
+    # than 1 MiB leaves room for; the general passes take it, exactly.
+    rng = np.random.default_rng(8)
+    y = rng.normal(size=(80_000, COLUMNS)).astype(np.float32)
+    y[rng.random(80_000) < 0.9, 0] = 0.0
+    result = weighted_median(split(y, size=4000), memory_budget=2**20)
+    np.testing.assert_array_equal(result.median, _reference(y, 0.5))
+    assert result.passes >= 3
