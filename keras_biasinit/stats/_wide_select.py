@@ -4,20 +4,21 @@ From pass 1's random sample of `m` rows (`_wide_first`), each column's
 bracket is the pair of sample order statistics `Z` standard deviations of the
 sample rank (`sqrt(m q (1 - q))`) either side of `q m`: the wanted rank lies
 inside unless the sample misleads by more than `Z` sigma. Pass 2 (`_bracket`)
-counts the weight below and above every bracket and collects the values
-inside, so with `L` the weight below and the inside values sorted, the
+counts the weight below every bracket and collects the values inside, so with `L` the weight below and the inside values sorted, the
 quantile is the first value whose cumulative weight `L + w_1 + ... + w_i`
 reaches `q W` (the midpoint with the next value on a tie), as in memory: for
 unit weights the very `np.partition` indices of `np.median`/`np.quantile`.
-A column whose rank lies below or above its bracket (or whose bracket would
-hold too many values) continues with the general passes over that side, whose
-row count is then known exactly; never an approximation.
+A column whose rank lies below or above its bracket takes one more bracket
+pass, from the column's min (max) to the bracket's first (last) value, whose
+row count is then known exactly; a column whose values inside would not fit
+`memory_budget` (ties) continues with the general passes. Never an
+approximation.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Dict, Iterable, Optional
+from typing import Dict, Iterable
 
 import numpy as np
 
