@@ -70,3 +70,36 @@ def best_of(fn: Callable[[], Any], repeats: int) -> float:
         fn()
         best = min(best, time.perf_counter() - start)
     return best
+
+
+def paired_runs(bare_fn: Callable[[], Any], ours_fn: Callable[[], Any],
+                repeats: int) -> dict:
+    """Alternates `bare_fn()` and `ours_fn()` `repeats` times (after one
+    warm-up call of each), timing every call in wall seconds and in CPU
+    seconds of the whole process (`time.process_time()`: all threads, so
+    tf.data's own work counts; on shared cores it moves far less than wall
+    time). Ratios are taken within a round, bare and ours run back to back.
+
+    Returns a dict: `"wall"` and `"cpu"`, each `{"bare": [...], "ours":
+    [...], "ratio": [...]}` (one entry a round); `"peak"`, our largest RSS
+    growth in MiB; `"result"`, our last result.
+    """
+    bare_fn()
+    ours_fn()
+    runs = {k: {"bare": [], "ours": [], "ratio": []} for k in ("wall", "cpu")}
+    peak, result = 0.0, None
+    for _ in range(repeats):
+        for side, fn in (("bare", bare_fn), ("ours", ours_fn)):
+            gc.collect()
+            with PeakRSS() as rss:
+                wall, cpu = time.perf_counter(), time.process_time()
+                out = fn()
+                wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            runs["wall"][side].append(wall)
+            runs["cpu"][side].append(cpu)
+            if side == "ours":
+                peak, result = max(peak, rss.growth_mib), out
+        for kind in ("wall", "cpu"):
+            runs[kind]["ratio"].append(runs[kind]["ours"][-1]
+                                       / runs[kind]["bare"][-1])
+    return {**runs, "peak": peak, "result": result}

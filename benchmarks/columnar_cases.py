@@ -135,8 +135,8 @@ def beam_parquet(quick: bool) -> List[Dict]:
     path = os.path.join(_write_parquet(_table(n, 1), tempfile.mkdtemp()),
                         "*.parquet")
     rows = []
-    # The exact median's stages are unrolled (`max_passes`, default 8): each
-    # costs the runner's per-stage time even when pass 1 solved it.
+    # The exact median's stages are unrolled (`max_passes`, default 4 for
+    # it): each costs the runner's per-stage time even when pass 1 solved it.
     for cls, limit, options in ((kbi.MeanBias, 2.0, {}), (kbi.MedianBias, 3.0, {}),
                                 (kbi.MedianBias, 3.0, {"max_passes": 3})):
         bare = ours = (float("inf"), float("inf"))

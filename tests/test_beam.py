@@ -280,6 +280,15 @@ def test_too_few_stages_is_an_error_not_an_approximation():
     assert "`max_passes=`" in text
 
 
+def test_default_stages_are_the_statistics_own():
+    # Every unrolled stage costs the runner its start-up time: the median and
+    # quantiles unroll the 4 their radix select needs at most on typical data.
+    assert ComputeInitializer(kbi.MedianBias).max_passes == 4
+    assert ComputeInitializer(kbi.QuantileBias, q=0.9).max_passes == 4
+    assert ComputeInitializer(kbi.HuberBias).max_passes == 8
+    assert ComputeInitializer(kbi.MedianBias, max_passes=6).max_passes == 6
+
+
 def test_options_are_checked_when_the_pipeline_is_built():
     with pytest.raises(ValueError, match=r"unknown option\(s\): \['steps'\]"):
         ComputeInitializer(kbi.MeanBias, steps=3)
@@ -291,6 +300,8 @@ def test_options_are_checked_when_the_pipeline_is_built():
         ComputeInitializer(kbi.MedianBias, memory_budget=0)
     with pytest.raises(ValueError, match="`max_passes` must be"):
         ComputeInitializer(kbi.MedianBias, max_passes=0)
+    with pytest.raises(ValueError, match="`max_passes` must be"):
+        ComputeInitializer(kbi.MedianBias, max_passes=2.0)
     with pytest.raises(TypeError, match="computed from data"):
         ComputeInitializer(kbi.Sparse)
 
@@ -299,3 +310,27 @@ def test_importing_the_package_does_not_import_beam():
     code = ("import sys, keras_biasinit; "
             "assert 'apache_beam' not in sys.modules, 'apache_beam imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_state_arrays_travel_exactly_and_without_pickles():
+    from keras_biasinit.beam._combine import decode_arrays
+    from keras_biasinit.beam._combine import encode_arrays
+
+    arrays = {
+        "values": np.random.default_rng(0).normal(size=(50, 3)),
+        "scalar": np.array(3.5),
+        "empty": np.zeros((0, 4), np.float32),
+        "strided": np.arange(12, dtype=np.uint64).reshape(3, 4).T,
+        "flags": np.array([True, False]),
+        "big_endian": np.arange(3, dtype=">i4"),
+        'a "name"\nwith a newline': np.array([1, 2], np.int8),
+    }
+    decoded = decode_arrays(encode_arrays(arrays))
+    assert list(decoded) == list(arrays)
+    for name, array in arrays.items():
+        assert decoded[name].dtype == array.dtype, name
+        assert decoded[name].shape == array.shape, name
+        np.testing.assert_array_equal(decoded[name], array)
+        decoded[name][...] = 0  # writable: states update their arrays in place
+    with pytest.raises(ValueError, match="holds Python objects"):
+        encode_arrays({"objects": np.array([1, None], dtype=object)})

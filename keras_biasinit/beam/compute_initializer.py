@@ -16,9 +16,18 @@ from keras_biasinit.beam._passes import first_pass_factory
 from keras_biasinit.beam._passes import start
 from keras_biasinit.data.elements import Key
 
-#: Passes (pass 1 included) unrolled for the exact order statistics; typical
-#: data take 3.
+#: Passes (pass 1 included) unrolled for an exact statistic whose search does
+#: not say how many it needs (`Search.default_max_passes`).
 DEFAULT_MAX_PASSES = 8
+
+
+def default_max_passes(recipe) -> int:
+    """The stages to unroll for `recipe`'s search: its own `default_max_passes`
+    (the median and quantiles: 4), else `DEFAULT_MAX_PASSES`. Each stage costs
+    the runner its start-up time even once the statistic is solved, so the
+    fewest that typical data need, plus one to spare."""
+    search = recipe.search()
+    return getattr(search, "default_max_passes", DEFAULT_MAX_PASSES)
 
 
 def _recipe(cls, options: dict):
@@ -42,6 +51,17 @@ def _recipe(cls, options: dict):
     return make(**options)
 
 
+def _max_passes(max_passes: Optional[int], recipe) -> int:
+    """`max_passes`, checked, or the recipe's default when None."""
+    if max_passes is None:
+        return default_max_passes(recipe) if recipe.search else 1
+    if isinstance(max_passes, bool) or not isinstance(max_passes, int) or (
+            max_passes < 1):
+        raise ValueError("`max_passes` must be a positive integer. "
+                         f"Received: max_passes={max_passes!r}")
+    return max_passes
+
+
 def _finish_state(state, finish_result):
     return finish_result(state.result())
 
@@ -55,8 +75,8 @@ class ComputeInitializer(beam.PTransform):
     statistics (class priors, mean, second moment) are one `CombineGlobally`
     whose accumulator is the statistic's state; exact order statistics take
     pass 1 and then up to `max_passes - 1` further stages, each planned from
-    the merged state of the one before (typically 3 passes in all; data that
-    fit `memory_budget` are solved after pass 1). Bad data (NaN targets, class
+    the merged state of the one before (2 or 3 passes in all for typical
+    data; data that fit `memory_budget` are solved after pass 1). Bad data (NaN targets, class
     ids out of range, a class never seen, an empty PCollection) fail the
     pipeline with `from_dataset`'s messages.
 
@@ -96,7 +116,11 @@ class ComputeInitializer(beam.PTransform):
             the weight column of columnar elements. Defaults to None: the
             3rd item of `(x, y, sample_weight)` elements, if any.
         max_passes: the most passes (Beam stages) an exact order statistic
-            may take, pass 1 included. Defaults to 8.
+            may take, pass 1 included; each is a stage of the pipeline, run
+            even once the statistic is solved. Defaults to None: 4 for the
+            median and quantiles (typical data take 2, or 3 under a
+            `memory_budget` of 24 MiB), 8 otherwise. Running out is an error
+            naming this option, never an approximation.
         **options: `cls.from_dataset`'s statistic options: `num_classes`,
             `activation`, `smoothing` (ClassPriorBias); `q` (QuantileBias);
             `delta` (HuberBias); `classes` (ClassPriorBias, for a string or
@@ -107,7 +131,7 @@ class ComputeInitializer(beam.PTransform):
     """
 
     def __init__(self, cls, *, target: Key = None, features: Key = None,
-                 batched: bool = False, max_passes: int = DEFAULT_MAX_PASSES,
+                 batched: bool = False, max_passes: Optional[int] = None,
                  sample_weight: Optional[str] = None, **options: Any) -> None:
         super().__init__()
         self.cls = cls
@@ -125,11 +149,8 @@ class ComputeInitializer(beam.PTransform):
         if not isinstance(batched, bool):
             raise ValueError(f"`batched` must be True or False. Received: "
                              f"batched={batched!r}")
-        if isinstance(max_passes, bool) or not isinstance(max_passes, int) or (
-                max_passes < 1):
-            raise ValueError("`max_passes` must be a positive integer. "
-                             f"Received: max_passes={max_passes!r}")
-        self.batched, self.max_passes = batched, max_passes
+        self.batched = batched
+        self.max_passes = _max_passes(max_passes, self.recipe)
         self.sample_weight = sample_weight
 
     def default_label(self) -> str:

@@ -208,6 +208,9 @@ class QuantileSearch(GeneralSteps):
     radix = True
     sample = True
     wide = None  # the `WideSelect` of wide targets
+    #: Passes that typical data need (2; 3 under a 24 MiB budget), plus one:
+    #: the stages a Beam pipeline unrolls by default.
+    default_max_passes = 4
 
     def start(self, first, meter) -> Optional[Plan]:
         d = first.kmin.shape[0]

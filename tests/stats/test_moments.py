@@ -62,6 +62,19 @@ def test_huge_offset_keeps_precision(rng):
     assert m.variance[0] == pytest.approx(noise.var(), rel=1e-6)
 
 
+def test_wide_float32_batches_match_numpy(rng):
+    # 100 float32 columns (NumPy's axis-0 sums, the input cast to float64),
+    # offsets from 0 to 1e8, and a ragged last batch.
+    scale = np.logspace(-3, 3, 100)
+    y = (rng.normal(size=(203, 100)) * scale + np.linspace(0, 1e8, 100)
+         ).astype(np.float32)
+    m = stream(y, splits=(64, 128, 192))
+    y64 = y.astype(np.float64)
+    np.testing.assert_allclose(m.mean, y64.mean(axis=0), rtol=1e-15)
+    np.testing.assert_allclose(m.variance, y64.var(axis=0), rtol=1e-9)
+    assert m.rows == 203 and m.weight == 203.0
+
+
 def test_errors():
     with pytest.raises(ValueError, match=r"No data with positive weight"):
         _ = Moments().variance
