@@ -55,6 +55,7 @@ MODULES_WITH_EXAMPLES = [
     "keras_biasinit.heads.trace",
     "keras_biasinit.heads.arguments",
     "keras_biasinit.heads.find",
+    "keras_biasinit.stats._row_sample",
 ]
 #: Modules that exist for TensorFlow inputs only (tf.data graph rewrites).
 NEEDS_TENSORFLOW = {"keras_biasinit.data.prune"}

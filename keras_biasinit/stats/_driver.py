@@ -29,6 +29,7 @@ from keras_biasinit.stats._first_pass import Summary
 from keras_biasinit.stats._mixed_pass import new_pass_state
 from keras_biasinit.stats._plan import PassResult
 from keras_biasinit.stats._radix_state import new_histogram
+from keras_biasinit.stats._wide_first import new_first_state
 from keras_biasinit.stats._plan import Plan
 from keras_biasinit.stats.state import Reducer
 from keras_biasinit.stats.state import read_pass
@@ -83,7 +84,14 @@ def first_pass_state(search: Search, memory_budget: int,
     meter = MemoryMeter(check_budget(memory_budget))
     return FirstPass(name=search.name, meter=meter,
                      in_memory_bytes=search.in_memory_bytes, reiterable=reiterable,
-                     radix=new_histogram if getattr(search, "radix", False) else None)
+                     radix=_pass_one_state(search))
+
+
+def _pass_one_state(search: Search):
+    """The factory of the search's own pass-1 state (None: the summary)."""
+    if getattr(search, "sample", False):  # a row sample for wide targets
+        return new_first_state
+    return new_histogram if getattr(search, "radix", False) else None
 
 
 def finish_search(batches: Iterable[Batch], search: Search, first: FirstPass,

@@ -2,15 +2,14 @@
 
 While the in-memory solve of the rows seen so far fits `memory_budget`, the
 batches are buffered; past that (or when told, because the union of all shards
-would not fit) they are summarised: rows, total weight, min and max per column
-and two checksums that later passes compare with, so that data that change
-between passes are an error, not a wrong number.
+would not fit) they are summarised (`_summary.Summary`), into the statistic's
+own pass-1 state where it has one (`radix`: a radix histogram, `_radix_state`,
+or for wide targets a row sample, `_wide_first`).
 """
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Callable, Iterator, List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 import numpy as np
 
@@ -20,181 +19,17 @@ from keras_biasinit.stats._budget import chunk_rows
 from keras_biasinit.stats._budget import minimum_budget
 from keras_biasinit.stats._checks import as_columns
 from keras_biasinit.stats._checks import check_weights
-from keras_biasinit.stats._keys import to_keys
+from keras_biasinit.stats._summary import Batch  # noqa: F401 (re-exported)
+from keras_biasinit.stats._summary import InMemory
+from keras_biasinit.stats._summary import Size
+from keras_biasinit.stats._summary import SizeRule
+from keras_biasinit.stats._summary import Summary
+from keras_biasinit.stats._summary import check_width
+from keras_biasinit.stats._summary import chunks
+from keras_biasinit.stats._summary import rows_of
+from keras_biasinit.stats._summary import width  # noqa: F401 (re-exported)
 from keras_biasinit.stats.state import Arrays
 from keras_biasinit.stats.state import scalar
-
-Batch = Tuple[np.ndarray, Optional[np.ndarray]]
-#: `in_memory_bytes(rows, columns, weighted)`: what the in-memory solve needs.
-SizeRule = Callable[[int, int, bool], int]
-
-
-def chunks(values, weights, rows_per_chunk: int) -> Iterator[Batch]:
-    """A batch in chunks of at most `rows_per_chunk` rows."""
-    n = values.shape[0] if np.ndim(values) else 1
-    if n <= rows_per_chunk:
-        yield values, weights
-        return
-    for start in range(0, n, rows_per_chunk):
-        stop = start + rows_per_chunk
-        yield values[start:stop], None if weights is None else weights[start:stop]
-
-
-def width(values) -> int:
-    """Columns of a batch: every entry after the batch axis."""
-    shape = np.shape(values)
-    return int(np.prod(shape[1:])) if len(shape) > 1 else 1
-
-
-def check_width(columns: Optional[int], values) -> int:
-    found = width(values)
-    if columns is not None and found != columns:
-        raise ValueError(
-            f"Batches have different widths: {columns} columns, then {found}. "
-            "Every batch must have the same target shape."
-        )
-    return found
-
-
-def _rows(values) -> int:
-    shape = np.shape(values)
-    return int(shape[0]) if shape else 1
-
-
-@dataclasses.dataclass
-class Summary:
-    """Per column, over rows of positive weight: what pass 1 learned."""
-
-    rows: int = 0
-    weighted: bool = False
-    weight: float = 0.0
-    kmin: Optional[np.ndarray] = None  # uint64 keys
-    kmax: Optional[np.ndarray] = None
-    checksum: Optional[np.ndarray] = None  # sum w * y
-    scale: Optional[np.ndarray] = None  # sum w * |y|
-
-    def update(self, y: np.ndarray, w: Optional[np.ndarray]) -> "Summary":
-        """Adds rows `y` (float64, (n, d), finite) with weights `w` or None."""
-        part = Summary(rows=y.shape[0], weighted=w is not None)
-        if w is not None:
-            positive = w > 0
-            if not positive.all():
-                y, w = y[positive], w[positive]
-        if y.shape[0]:
-            part.kmin, part.kmax = to_keys(y.min(axis=0)), to_keys(y.max(axis=0))
-            if w is None:
-                part.weight = float(y.shape[0])
-                part.checksum, part.scale = y.sum(axis=0), np.abs(y).sum(axis=0)
-            else:
-                part.weight = float(w.sum())
-                part.checksum, part.scale = w @ y, w @ np.abs(y)
-        return self.merge(part)
-
-    def merge(self, other: "Summary") -> "Summary":
-        self.rows += other.rows
-        self.weighted |= other.weighted
-        self.weight += other.weight
-        if other.kmin is None:
-            return self
-        if self.kmin is None:
-            self.kmin, self.kmax = other.kmin, other.kmax
-            self.checksum, self.scale = other.checksum, other.scale
-            return self
-        self.kmin = np.minimum(self.kmin, other.kmin)
-        self.kmax = np.maximum(self.kmax, other.kmax)
-        self.checksum = self.checksum + other.checksum
-        self.scale = self.scale + other.scale
-        return self
-
-    def to_arrays(self, prefix: str = "") -> Arrays:
-        empty = np.zeros(0)
-        pick = {name: getattr(self, name) for name in
-                ("kmin", "kmax", "checksum", "scale")}
-        arrays = {k: empty if v is None else v for k, v in pick.items()}
-        arrays.update(rows=scalar(self.rows), weighted=scalar(int(self.weighted)),
-                      weight=scalar(self.weight))
-        return {prefix + k: v for k, v in arrays.items()}
-
-    @classmethod
-    def from_arrays(cls, arrays: Arrays, prefix: str = "") -> "Summary":
-        def vector(name, dtype):
-            value = np.asarray(arrays[prefix + name]).astype(dtype)
-            return value if value.size else None
-
-        return cls(
-            rows=int(arrays[prefix + "rows"][0]),
-            weighted=bool(arrays[prefix + "weighted"][0]),
-            weight=float(arrays[prefix + "weight"][0]),
-            kmin=vector("kmin", np.uint64), kmax=vector("kmax", np.uint64),
-            checksum=vector("checksum", np.float64),
-            scale=vector("scale", np.float64),
-        )
-
-    def check_same_data(self, other: "Summary", name: str) -> None:
-        """Raises if a later pass read different data than pass 1."""
-        same = (
-            other.rows == self.rows
-            and abs(other.weight - self.weight) <= 1e-9 * self.weight
-            and np.array_equal(other.kmin, self.kmin)
-            and np.array_equal(other.kmax, self.kmax)
-            and np.all(
-                np.abs(other.checksum - self.checksum) <= 1e-9 * self.scale + 1e-300
-            )
-        )
-        if not same:
-            raise ValueError(
-                f"The data changed between passes: the exact {name} of data larger "
-                "than `memory_budget` needs a few passes over it, and a later pass "
-                "read different values (or a different number of rows) than the "
-                "first. Make the target deterministic (no random augmentation of "
-                "it in the pipeline; a shuffled order is fine), or raise "
-                "`memory_budget` so the data fits in one pass."
-            )
-
-
-@dataclasses.dataclass
-class InMemory:
-    """Pass 1 kept every row: `y` float64 `(n, d)` and `w` (None: unweighted)."""
-
-    y: np.ndarray
-    w: Optional[np.ndarray]
-    rows: int
-    held_bytes: int
-
-    @property
-    def weighted(self) -> bool:
-        return self.w is not None
-
-
-@dataclasses.dataclass
-class Size:
-    """Rows and columns of every shard's pass 1: decides whether the union fits
-    in memory before any shard sends its rows. A state of the protocol."""
-
-    rows: int = 0
-    columns: int = 0
-    weighted: bool = False
-    reiterable: bool = True  # every shard's data can be read again
-
-    def merge(self, other: "Size") -> "Size":
-        if self.columns and other.columns and self.columns != other.columns:
-            raise ValueError(
-                f"Batches have different widths: {self.columns} columns, then "
-                f"{other.columns}. Every batch must have the same target shape."
-            )
-        self.rows += other.rows
-        self.columns = self.columns or other.columns
-        self.weighted |= other.weighted
-        self.reiterable &= other.reiterable
-        return self
-
-    def to_arrays(self) -> Arrays:
-        return {"size": np.array([self.rows, self.columns, int(self.weighted),
-                                  int(self.reiterable)])}
-
-    def from_arrays(self, arrays: Arrays) -> "Size":
-        rows, columns, weighted, reiterable = (int(v) for v in arrays["size"])
-        return Size(rows, columns, bool(weighted), bool(reiterable))
 
 
 class FirstPass:
@@ -212,8 +47,9 @@ class FirstPass:
                  in_memory_bytes: SizeRule, reiterable: bool = True,
                  radix: Optional[Callable] = None) -> None:
         self.name = name
-        #: `radix(columns, meter, name, hold)`: a radix histogram (`_radix`) to
-        #: summarise into, or None.
+        #: `radix(columns, meter, name, hold)`: the statistic's pass-1 state to
+        #: summarise into (a radix histogram, `_radix`; a `_wide_first`
+        #: sample), or None.
         self.radix = radix
         self.histogram = None  # that `RadixState`, once summarising
         self.meter = meter
@@ -242,11 +78,12 @@ class FirstPass:
     def update(self, values, weights=None) -> "FirstPass":
         self.columns = check_width(self.columns, values)
         self.summary.weighted |= weights is not None
-        if self.buffering and not self.fits(self.summary.rows + _rows(values),
+        if self.buffering and not self.fits(self.summary.rows + rows_of(values),
                                             self.summary.weighted):
             self.stop_buffering()
         if not self.buffering:
-            step = chunk_rows(self.meter.budget, self.columns)
+            step = getattr(self.histogram, "rows_per_chunk", None) or chunk_rows(
+                self.meter.budget, self.columns)  # its own, if it has one
             for chunk, chunk_w in chunks(values, weights, step):
                 if self.histogram is not None:
                     self.histogram.update(chunk, chunk_w)
@@ -342,7 +179,7 @@ class FirstPass:
         state.summary = Summary.from_arrays(arrays)
         if not arrays["buffering"][0]:
             state.ys = None
-            if "radix_count" in arrays:
+            if any(k[:6] == "radix_" for k in arrays):
                 radix = {k[6:]: v for k, v in arrays.items() if k[:6] == "radix_"}
                 state.histogram = self.radix(state.columns, self.meter, self.name,
                                              hold=False).from_arrays(radix)

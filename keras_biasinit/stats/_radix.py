@@ -26,6 +26,7 @@ from typing import Optional
 import numpy as np
 
 from keras_biasinit.stats._checks import as_columns
+from keras_biasinit.stats._checks import check_finite
 
 #: No window B for this column (a prefix no row's bits can have: shift >= 1).
 NONE = 0xFFFFFFFF
@@ -58,8 +59,8 @@ def radix_bits(columns: int, budget: int) -> Optional[int]:
     """Bits per pass: 16 (2 passes for float32) unless the `columns`
     histograms of 2^16 bins exceed a quarter of the budget or the ids buffered
     between two countings over 2 (each counting touches every bin); then fewer
-    (9 for 1000 columns in 256 MiB: 4 passes). None below 8 bits or 1 MiB:
-    the general passes then."""
+    (9 for 1000 columns in 256 MiB: 4 passes, where the quantiles sample rows
+    instead, `_wide_first`). None below 8 bits or 1 MiB."""
     room = min(budget // 4 // RADIX_BIN_BYTES, flush_elements(budget) // 2) // columns
     bits = min(16, int(room).bit_length() - 1)
     return bits if bits >= 8 and budget >= 2**20 else None
@@ -115,3 +116,49 @@ class RadixPlan:
         from keras_biasinit.stats._radix_state import RadixState
 
         return RadixState(self, meter, name, first=first, hold=hold)
+
+
+def widen_bounds(low, high, y, values):
+    """Pass 1: the per column min and max so far (`low`, `high`, float64 or
+    None) widened by the rows `y`; NaN/inf in `values` are the usual error."""
+    if y.shape[1] == 1:  # a flat reduction is several times faster
+        flat = y.reshape(-1)
+        new_low, new_high = flat.min(keepdims=True), flat.max(keepdims=True)
+    else:
+        new_low, new_high = y.min(axis=0), y.max(axis=0)
+    if not (np.isfinite(new_low).all() and np.isfinite(new_high).all()):
+        check_finite(np.asarray(values))  # float32 NaN/inf: the usual error
+    if low is None:
+        return new_low.astype(np.float64), new_high.astype(np.float64)
+    np.minimum(low, new_low, out=low)
+    np.maximum(high, new_high, out=high)
+    return low, high
+
+
+def window_b(state, rows, cols, y) -> None:
+    """Window B of a radix `state`: the smallest value and the rows, per
+    column (`y[rows]` for one column, else `y[rows, cols]`)."""
+    if rows.size:
+        values = (y[rows] if y.ndim == 1 else y[rows, cols]).astype(np.float64)
+        cols = np.broadcast_to(cols, rows.shape)
+        np.minimum.at(state.bmin, cols, values)
+        np.add.at(state.bcount, cols, 1)
+
+
+def check_radix_pass(state) -> None:
+    """Raises if a radix pass after pass 1 read other data: its rows, weight,
+    and the rows in windows A and B per column (`plan.expect`)."""
+    first, seen, plan = state.first, state.summary, state.plan
+    same = (seen.rows == first.rows
+            and abs(seen.weight - first.weight) <= 1e-9 * first.weight
+            and np.array_equal(state.count.sum(axis=1), plan.expect[0])
+            and np.array_equal(state.bcount, plan.expect[1]))
+    if not same:
+        raise ValueError(
+            f"The data changed between passes: the exact {state.name} of data "
+            "larger than `memory_budget` needs a few passes over it, and a "
+            "later pass read different values (or a different number of "
+            "rows) than the first. Make the target deterministic (no random "
+            "augmentation of it in the pipeline; a shuffled order is fine), "
+            "or raise `memory_budget` so the data fits in one pass."
+        )

@@ -16,7 +16,6 @@ import numpy as np
 from keras_biasinit.stats._budget import CHUNK_BYTES_PER_ELEMENT
 from keras_biasinit.stats._budget import MemoryMeter
 from keras_biasinit.stats._budget import chunk_rows
-from keras_biasinit.stats._checks import check_finite
 from keras_biasinit.stats._checks import check_weights
 from keras_biasinit.stats._first_pass import Summary
 from keras_biasinit.stats._first_pass import check_width
@@ -27,7 +26,10 @@ from keras_biasinit.stats._radix import RADIX_BIN_BYTES
 from keras_biasinit.stats._radix import RadixPlan
 from keras_biasinit.stats._radix import float32_rows
 from keras_biasinit.stats._radix import flush_elements
+from keras_biasinit.stats._radix import check_radix_pass
 from keras_biasinit.stats._radix import radix_bits
+from keras_biasinit.stats._radix import widen_bounds
+from keras_biasinit.stats._radix import window_b
 from keras_biasinit.stats.state import Arrays
 
 _FIELDS = ("count", "weight", "total", "bmin", "bcount")
@@ -86,22 +88,8 @@ class RadixState:
         if y32.shape[0]:
             self.weight_sum += float(y32.shape[0] if w is None else w.sum())
             if self.plan.prefix is None:
-                self._bounds(y, values)
+                self.low, self.high = widen_bounds(self.low, self.high, y, values)
             self._add(y32, y, w)
-
-    def _bounds(self, y, values) -> None:
-        if y.shape[1] == 1:  # a flat reduction is several times faster
-            flat = y.reshape(-1)
-            low, high = flat.min(keepdims=True), flat.max(keepdims=True)
-        else:
-            low, high = y.min(axis=0), y.max(axis=0)
-        if not (np.isfinite(low).all() and np.isfinite(high).all()):
-            check_finite(np.asarray(values))  # float32 NaN/inf: the usual error
-        if self.low is None:
-            self.low, self.high = low.astype(np.float64), high.astype(np.float64)
-        else:
-            np.minimum(self.low, low, out=self.low)
-            np.maximum(self.high, high, out=self.high)
 
     @property
     def summary(self) -> Summary:
@@ -135,28 +123,20 @@ class RadixState:
             bits, y = bits.reshape(-1), y.reshape(-1)
             top = bits >> shift
             if plan.bprefix is not None:
-                self._add_b(np.flatnonzero(top == plan.bprefix[0]), 0, y)
+                window_b(self, np.flatnonzero(top == plan.bprefix[0]), 0, y)
             rows = np.flatnonzero(top == plan.prefix[0])
             ids = ((bits[rows] >> step) & mask).astype(np.intp)
             values = y[rows]
         else:
             top = bits >> shift
             if plan.bprefix is not None:
-                self._add_b(*np.nonzero(top == plan.bprefix), y)
+                window_b(self, *np.nonzero(top == plan.bprefix), y)
             cols, rows = np.nonzero((top == plan.prefix).T)  # column by column
             ids = ((bits[rows, cols] >> step) & mask).astype(np.intp)
             ids += cols * plan.bins
             values = y[rows, cols]
         self._buffer(ids, values if self.total is not None else None,
                      None if w is None else w[rows])
-
-    def _add_b(self, rows, cols, y) -> None:
-        """Window B: the smallest value and the rows, per column."""
-        if rows.size:
-            values = (y[rows] if y.ndim == 1 else y[rows, cols]).astype(np.float64)
-            cols = np.broadcast_to(cols, rows.shape)
-            np.minimum.at(self.bmin, cols, values)
-            np.add.at(self.bcount, cols, 1)
 
     def _buffer(self, ids, y, w) -> None:
         """Bin ids (with their values and weights, one per id) to count."""
@@ -255,24 +235,8 @@ class RadixState:
         """This state, flushed and checked against pass 1 (if a later pass)."""
         self._flush()
         if self.first is not None:
-            self._check_same_data()
+            check_radix_pass(self)
         return self
-
-    def _check_same_data(self) -> None:
-        first, seen, plan = self.first, self.summary, self.plan
-        same = (seen.rows == first.rows
-                and abs(seen.weight - first.weight) <= 1e-9 * first.weight
-                and np.array_equal(self.count.sum(axis=1), plan.expect[0])
-                and np.array_equal(self.bcount, plan.expect[1]))
-        if not same:
-            raise ValueError(
-                f"The data changed between passes: the exact {self.name} of data "
-                "larger than `memory_budget` needs a few passes over it, and a "
-                "later pass read different values (or a different number of "
-                "rows) than the first. Make the target deterministic (no random "
-                "augmentation of it in the pipeline; a shuffled order is fine), "
-                "or raise `memory_budget` so the data fits in one pass."
-            )
 
 
 def new_histogram(columns: int, meter: MemoryMeter, name: str, hold: bool = True

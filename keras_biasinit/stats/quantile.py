@@ -28,12 +28,19 @@ How it is computed (`memory_budget` bytes, default 256 MiB; see
   of the bin that holds the rank `q W` (and keeps the smallest value of the
   next bin, for a tie on its edge). For float32 targets the bins of pass 2
   are single values: the quantile is exact in 2 passes, and
-  `sum w |y - b|` comes from the bins' exact sums. With many columns the bins
-  are fewer (`memory_budget / 4` holds them: 1000 columns in 256 MiB take
-  9-bit digits, 4 passes). Float64 targets are binned by their float32
-  rounding; the values of the bin holding the rank (its float64 range) are
-  then collected exactly, or binned again first if too many for the budget:
-  3 or 4 passes. Budgets under 1 MiB use the general passes: two histograms
+  `sum w |y - b|` comes from the bins' exact sums. Float64 targets are binned
+  by their float32 rounding; the values of the bin holding the rank (its
+  float64 range) are then collected exactly, or binned again first if too
+  many for the budget: 3 or 4 passes.
+- Wide targets, whose radix bins would be too few (under 11 bits, e.g. 1000
+  columns in 256 MiB), float32 or float64 (`_wide_select`): pass 1 keeps a
+  random sample of rows besides rows, weight, min, max and `sum w y`; the
+  sample's quantiles give each column a bracket `[lo, hi]` that holds the
+  rank unless the sample misleads by 4.5 standard deviations; pass 2 counts
+  the weight below `lo` and collects the values inside: exact in 2 passes. A
+  rank outside its bracket takes one more pass (from the bracket's edge to
+  the column's min or max); a bracket of too many values (ties), the
+  general passes. Budgets under 1 MiB use the general passes: two histograms
   per column (even in order-preserving float keys and in value), then the
   bracket's values collected, typically 3 passes. Never an approximate answer.
 - A one-shot iterator (a generator) whose data exceed the budget cannot be read
@@ -61,6 +68,11 @@ from keras_biasinit.stats._plan import Plan
 from keras_biasinit.stats._mixed_pass import MixedPlan
 from keras_biasinit.stats._radix_select import RadixSelect
 from keras_biasinit.stats._radix_select import next_radix_plan
+from keras_biasinit.stats._quantile_steps import GeneralSteps
+from keras_biasinit.stats._quantile_steps import pick
+from keras_biasinit.stats._quantile_steps import quantile_point  # noqa: F401
+from keras_biasinit.stats._wide_first import WideFirst
+from keras_biasinit.stats._wide_select import WideSelect
 from keras_biasinit.stats.state import Reducer
 
 Batch = Tuple[np.ndarray, Optional[np.ndarray]]
@@ -103,24 +115,6 @@ def check_q(q) -> float:
     return float(q)
 
 
-def quantile_point(cum: np.ndarray, target: float, *, weighted: bool
-                   ) -> Tuple[int, bool]:
-    """Index of the first cumulative weight that reaches `target`, and whether
-    it reaches it exactly (a tie: the minimiser is the interval up to the next
-    value). With weights, "exactly" allows the rounding of the cumulative sums
-    (1e-9 relative), so that scaling every weight by one constant, which does
-    not change the minimisers, does not move the quantile off the midpoint."""
-    tol = 1e-9 * target if weighted else 0.0
-    i = int(np.searchsorted(cum, target - tol, side="left"))
-    return i, i < cum.shape[0] and bool(cum[i] <= target + tol)
-
-
-def _pick(values: np.ndarray, i: int, tie: bool) -> float:
-    if tie and i + 1 < values.shape[0]:
-        return (values[i] + values[i + 1]) / 2
-    return values[i]
-
-
 def quantile_of_arrays(y: np.ndarray, q: float, w: Optional[np.ndarray] = None
                        ) -> np.ndarray:
     """Exact weighted q-quantile of each column of `y` (rows on axis 0)."""
@@ -139,7 +133,7 @@ def quantile_of_arrays(y: np.ndarray, q: float, w: Optional[np.ndarray] = None
     for j in range(y.shape[1]):
         order = np.argsort(y[:, j], kind="stable")
         values, cum = y[order, j], np.cumsum(w[order])
-        result[j] = _pick(values, *quantile_point(cum, q * cum[-1], weighted=True))
+        result[j] = pick(values, *quantile_point(cum, q * cum[-1], weighted=True))
     return result
 
 
@@ -181,7 +175,7 @@ def weighted_quantile(
                  reducer=reducer)
 
 
-class QuantileSearch:
+class QuantileSearch(GeneralSteps):
     """The weighted quantile as a `keras_biasinit.stats._driver.Search`."""
 
     name = "quantile"
@@ -209,8 +203,11 @@ class QuantileSearch:
         return QuantileResult(value, self.q, absolute / n, (absolute + signed) / 2 / n,
                               int(n), total, 1, meter.peak)
 
-    #: Pass 1 also histograms the float32 bits (`_radix`): 2 passes in all.
+    #: Pass 1 also histograms the float32 bits (`_radix`): 2 passes in all;
+    #: for wide targets it samples rows instead (`_wide_select`): 2 passes too.
     radix = True
+    sample = True
+    wide = None  # the `WideSelect` of wide targets
     #: Passes that typical data need (2; 3 under a 24 MiB budget), plus one:
     #: the stages a Beam pipeline unrolls by default.
     default_max_passes = 4
@@ -223,6 +220,11 @@ class QuantileSearch:
         self.done = first.kmin == first.kmax  # constant columns: the value
         self.full = [(int(first.kmin[j]), int(first.kmax[j])) for j in range(d)]
         histogram = getattr(first, "radix", None)
+        if isinstance(histogram, WideFirst):
+            first.radix = None  # read: its memory is free for the next pass
+            self.wide = WideSelect(self.q, first, histogram, meter.budget)
+            return self._mixed(self.wide.start(np.flatnonzero(~self.done)), None,
+                               [], meter)
         if histogram is not None:
             self.descent = RadixSelect(self.q, histogram, first.weighted)
             self.descent.collect_room = collect_capacity(meter.budget)
@@ -245,7 +247,7 @@ class QuantileSearch:
             if outcome[0] == "done":
                 self.value[j], self.below[j], self.above[j] = outcome[1:]
                 self.done[j] = True
-            elif outcome[0] == "radix":
+            elif outcome[0] in ("radix", "bracket"):
                 descend[j] = outcome[1:]
             else:
                 low, high, cost = outcome[1:]
@@ -255,8 +257,11 @@ class QuantileSearch:
         if self.done.all():
             return None
         d = self.done.shape[0]
-        radix = None if not descend else next_radix_plan(
-            d, self.descent.bits, radix_plan.shift - radix_plan.bits, descend)
+        if self.wide is not None:
+            radix = self.wide.plan(descend) if descend else None
+        else:
+            radix = None if not descend else next_radix_plan(
+                d, self.descent.bits, radix_plan.shift - radix_plan.bits, descend)
         general = None
         if wanted:
             general = self._general_plan(wanted, bins_per_window(meter.budget, d, 1),
@@ -267,7 +272,9 @@ class QuantileSearch:
         if isinstance(plan, MixedPlan):
             wanted = [] if plan.general is None else self._general_step(
                 result.general, plan.general)
-            outcomes = {} if result.radix is None else self.descent.step(result.radix)
+            outcomes = {} if result.radix is None else (
+                self.descent.step(result.radix) if self.wide is None
+                else self.wide.step(result.radix, plan.radix))
             return self._mixed(outcomes, plan.radix, wanted, meter)
         wanted = self._general_step(result, plan)
         if self.done.all():
@@ -302,56 +309,3 @@ class QuantileSearch:
         n = first.rows
         return QuantileResult(self.value, self.q, (self.below + self.above) / n,
                               self.above / n, n, first.weight, passes, peak_bytes)
-
-    def _bracket(self, result, j: int):
-        """From a histogram pass: (collect cost, column, key window) holding the
-        quantile, from whichever of the two histograms gives the smaller one."""
-        cost, window = min((self._bracket_of(result, j, kind) for kind in (0, 1)),
-                           key=lambda item: item[0])
-        return cost, j, window
-
-    def _bracket_of(self, result, j: int, kind: int):
-        bins = result.column_bins(j, kind)
-        w_below, w_above = result.region_weight[0, j], result.region_weight[2, j]
-        cum = w_below + np.cumsum(bins.weight)
-        if cum.shape[0] == 0:
-            return np.inf, self.full[j]
-        target = self.q * (cum[-1] + w_above)
-        tol = 1e-9 * target if self.weighted else 0.0
-        k = int(np.searchsorted(cum, target - tol, side="left"))
-        if w_below >= target - tol or k == cum.shape[0]:
-            return np.inf, self.full[j]  # the bracket missed (rounding): rebin
-        k2 = k
-        if cum[k] <= target + tol:  # the point may sit on the bin's upper edge
-            if k + 1 < cum.shape[0]:
-                k2 = k + 1
-            elif w_above > 0:
-                return np.inf, self.full[j]
-        cost = float(np.where(bins.low == bins.high, 1, bins.count)[k : k2 + 1].sum())
-        keys = to_keys(np.array([bins.low[k], bins.high[k2]]))
-        return cost, (int(keys[0]), int(keys[1]))
-
-    def _solve(self, result, j: int):
-        """From a collect pass: (quantile, sum w (b - y)_+, sum w (y - b)_+),
-        or None if the window missed it."""
-        values, weights = result.column_values(j)
-        w_below, w_above = result.region_weight[0, j], result.region_weight[2, j]
-        cum = w_below + np.cumsum(weights)
-        if cum.shape[0] == 0:
-            return None
-        target = self.q * (cum[-1] + w_above)
-        i, tie = quantile_point(cum, target, weighted=self.weighted)
-        if w_below >= target or i == cum.shape[0]:
-            return None
-        if tie and i + 1 == cum.shape[0] and w_above > 0:
-            return None
-        b = float(_pick(values, i, tie))
-        low_anchor, high_anchor = result.anchors[0, j], result.anchors[2, j]
-        # Rows below the window: sum w (b - y) = W (b - a) + sum w (a - y), both
-        # terms >= 0 (a = the window's low end); likewise above.
-        inside = values - b
-        below = (w_below * (b - low_anchor) - result.region_sum[0, j]
-                 - weights @ np.minimum(inside, 0.0))
-        above = (w_above * (high_anchor - b) + result.region_sum[2, j]
-                 + weights @ np.maximum(inside, 0.0))
-        return b, float(below), float(above)
