@@ -30,6 +30,7 @@ from keras_biasinit.stats._radix import check_radix_pass
 from keras_biasinit.stats._radix import radix_bits
 from keras_biasinit.stats._radix import widen_bounds
 from keras_biasinit.stats._radix import window_b
+from keras_biasinit.stats._positions import nonzero_2d
 from keras_biasinit.stats.state import Arrays
 
 _FIELDS = ("count", "weight", "total", "bmin", "bcount")
@@ -130,8 +131,8 @@ class RadixState:
         else:
             top = bits >> shift
             if plan.bprefix is not None:
-                window_b(self, *np.nonzero(top == plan.bprefix), y)
-            cols, rows = np.nonzero((top == plan.prefix).T)  # column by column
+                window_b(self, *nonzero_2d(top == plan.bprefix), y)
+            cols, rows = nonzero_2d((top == plan.prefix).T)  # column by column
             ids = ((bits[rows, cols] >> step) & mask).astype(np.intp)
             ids += cols * plan.bins
             values = y[rows, cols]
