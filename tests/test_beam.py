@@ -297,7 +297,7 @@ def test_default_stages_are_the_statistics_own():
     # quantiles unroll the 4 their radix select needs at most on typical data.
     assert ComputeInitializer(kbi.MedianBias).max_passes == 4
     assert ComputeInitializer(kbi.QuantileBias, q=0.9).max_passes == 4
-    assert ComputeInitializer(kbi.HuberBias).max_passes == 8
+    assert ComputeInitializer(kbi.HuberBias).max_passes == 5
     assert ComputeInitializer(kbi.MedianBias, max_passes=6).max_passes == 6
 
 

@@ -23,7 +23,7 @@ DEFAULT_MAX_PASSES = 8
 
 def default_max_passes(recipe) -> int:
     """The stages to unroll for `recipe`'s search: its own `default_max_passes`
-    (the median and quantiles: 4), else `DEFAULT_MAX_PASSES`. Each stage costs
+    (the median and quantiles: 4; Huber: 5), else `DEFAULT_MAX_PASSES`. Each stage costs
     the runner its start-up time even once the statistic is solved, so the
     fewest that typical data need, plus one to spare."""
     search = recipe.search()
@@ -119,7 +119,8 @@ class ComputeInitializer(beam.PTransform):
             may take, pass 1 included; each is a stage of the pipeline, run
             even once the statistic is solved. Defaults to None: 4 for the
             median and quantiles (typical data take 2, or 3 under a
-            `memory_budget` of 24 MiB), 8 otherwise. Running out is an error
+            `memory_budget` of 24 MiB), 5 for Huber (2 from 8 MiB up, 5 at
+            1 MiB). Running out is an error
             naming this option, never an approximation.
         **options: `cls.from_dataset`'s statistic options: `num_classes`,
             `activation`, `smoothing` (ClassPriorBias); `q` (QuantileBias);

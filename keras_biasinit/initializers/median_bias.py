@@ -92,7 +92,7 @@ class MedianBias(BiasInitializer):
             batched: whether each element of a `tf.data.Dataset` is a batch.
                 Defaults to None (detected; see `keras_biasinit.data`).
             memory_budget: bytes the computation may hold. Data that fit are
-                read once; larger data are read a few times (typically 3)
+                read once; larger data are read a few times (typically 2)
                 and stay exact, so they must be re-iterable (a one-shot
                 generator over budget is a ValueError). Defaults to 256 MiB.
             strategy: a `tf.distribute.Strategy`; under a multi-worker one each

@@ -10,7 +10,8 @@ ends with the same, exact, numbers:
 1. pass 1 (`FirstPass`): buffer the rows while the union's in-memory solve
    fits `memory_budget`, else summarise them (rows, weight, min, max);
 2. passes 2, 3, ... (`PassState`): what the statistic's `Plan` says, until it
-   returns no plan. Typical data take 3 passes in all; a statistic that needs
+   returns no plan. Typical data take 2 passes in all (3 or more under
+   budgets of a few MiB); a statistic that needs
    more than `MAX_PASSES` is an internal error, never an approximate answer.
 """
 

@@ -170,6 +170,9 @@ class HuberSearch:
 
     #: Pass 1 also histograms the float32 bits (`_radix`): 2 passes in all.
     radix = True
+    #: The stages a Beam pipeline unrolls by default: typical data take 2
+    #: passes from a budget of 8 MiB up, 3 at 2 MiB, 5 at 1 MiB.
+    default_max_passes = 5
 
     def start(self, first, meter) -> Optional[Plan]:
         d = first.kmin.shape[0]
