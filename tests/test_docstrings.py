@@ -37,6 +37,7 @@ MODULES_WITH_EXAMPLES = [
     "keras_biasinit.stats._gathered",
     "keras_biasinit.stats._huber_memory",
     "keras_biasinit.stats._positions",
+    "keras_biasinit.stats._regions",
     "keras_biasinit.initializers.constant_bias",
     "keras_biasinit.initializers.focal_bias",
     "keras_biasinit.initializers.link_bias",

@@ -76,9 +76,9 @@ class ComputeInitializer(beam.PTransform):
     whose accumulator is the statistic's state; exact order statistics take
     pass 1 and then up to `max_passes - 1` further stages, each planned from
     the merged state of the one before (2 or 3 passes in all for typical
-    data; data that fit `memory_budget` are solved after pass 1). Bad data (NaN targets, class
-    ids out of range, a class never seen, an empty PCollection) fail the
-    pipeline with `from_dataset`'s messages.
+    data; data that fit `memory_budget` are solved after pass 1). Bad data
+    (NaN targets, class ids out of range, a class never seen, an empty
+    PCollection) fail the pipeline with `from_dataset`'s messages.
 
     Elements are the forms `from_dataset` reads: `(x, y)`, `(x, y,
     sample_weight)`, dicts (name the key with `target=`), or bare values

@@ -1,12 +1,13 @@
 """One pass of an exact order statistic as a mergeable state.
 
 `PassState(plan, ...)` streams batches and does, per column, what its `Plan`
-says: per-region sums for the rows outside the windows, the two histograms of a
-`BIN` window (`np.add.at` / `np.minimum.at` over column-and-bin ids), the
-distinct values of a `COLLECT` window (duplicates merged with their weights),
-or psi at the probe points of a `PROBE` column. Every part merges exactly
-(counts, weights and sums add; minima and maxima combine; collected values are
-merged as sets), so shards of the data give the union's `PassResult`.
+says: per-region sums for the rows outside the windows (`_regions`), the two
+histograms of a `BIN` window (`np.add.at` / `np.minimum.at` over
+column-and-bin ids), the distinct values of a `COLLECT` window (duplicates
+merged with their weights), or psi at the probe points of a `PROBE` column.
+Every part merges exactly (counts, weights and sums add; minima and maxima
+combine; collected values are merged as sets), so shards of the data give the
+union's `PassResult`.
 """
 
 from __future__ import annotations
@@ -21,8 +22,6 @@ from keras_biasinit.stats._budget import chunk_rows
 from keras_biasinit.stats._budget import collect_capacity
 from keras_biasinit.stats._checks import as_columns
 from keras_biasinit.stats._checks import check_weights
-from keras_biasinit.stats._exact_sum import ExactSums
-from keras_biasinit.stats._exact_sum import two_prod
 from keras_biasinit.stats._first_pass import Summary
 from keras_biasinit.stats._pass_buffers import Binner
 from keras_biasinit.stats._pass_buffers import Collector
@@ -42,6 +41,7 @@ from keras_biasinit.stats._plan import PassResult
 from keras_biasinit.stats._plan import Plan
 from keras_biasinit.stats._plan import Probes
 from keras_biasinit.stats._positions import nonzero_2d
+from keras_biasinit.stats._regions import RegionSums
 from keras_biasinit.stats.state import Arrays
 
 # How each part merges: sums add, extremes combine.
@@ -82,7 +82,6 @@ class PassState:
             self.window_anchor = np.where(
                 (plan.lo <= plan.hi) & (self.binning | self.collecting)[:, None],
                 from_keys(plan.lo), 0.0)
-        self.region = np.zeros((3, 3, d))  # weight, sum, sum2 x below/between/above
         self.seen = Summary(weighted=first.weighted)
         self.bins = self._new_bins() if self.binning.any() else None
         self.binner = Binner(plan) if self.bins is not None else None
@@ -92,8 +91,8 @@ class PassState:
                           if self.collecting.any() else None)
         self.probes = self._new_probes() if self.probe_cols.size else None
         # A collect pass's final solve needs the regions' sums exactly.
-        self.exact = (ExactSums(5, d) if self.collector is not None
-                      and plan.exact_sums else None)
+        self.regions = RegionSums(plan, self.anchors, exact=bool(
+            self.collector is not None and plan.exact_sums))
         if hold:
             meter.hold(self.rows_per_chunk * d * CHUNK_BYTES_PER_ELEMENT)
             if self.bins is not None:
@@ -130,7 +129,7 @@ class PassState:
             if y.shape[0] == 0:
                 continue
             keys = to_keys(y)
-            inside = True if self.all_inside else self._add_regions(y, w, keys)
+            inside = True if self.all_inside else self.regions.add(y, w, keys)
             if self.bins is not None:
                 self._add_bins(y, w, keys, inside & self.binning)
             if self.collector is not None:
@@ -138,45 +137,6 @@ class PassState:
             if self.probes is not None:
                 self._add_probes(y, w)
         return self
-
-    def _add_regions(self, y, w, keys) -> np.ndarray:
-        """Adds the rows outside the windows to the region sums; returns the
-        mask of the rows inside."""
-        plan = self.plan
-        lo0, hi0, lo1, hi1 = plan.lo[:, 0], plan.hi[:, 0], plan.lo[:, 1], plan.hi[:, 1]
-        below, above = keys < lo0, keys > hi1
-        between = (keys > hi0) & (keys < lo1)
-        for r, mask in enumerate((below, between, above)):
-            dev = (y - self.anchors[r]) * mask
-            if w is None:
-                self.region[0, r] += mask.sum(axis=0)
-                self.region[1, r] += dev.sum(axis=0)
-                if r == 1:
-                    self.region[2, r] += np.einsum("ij,ij->j", dev, dev)
-            else:
-                self.region[0, r] += w @ mask
-                self.region[1, r] += w @ dev
-                if r == 1:
-                    self.region[2, r] += w @ (dev * dev)
-        if self.exact is not None:
-            self._add_exact(y, w, below, between, above)
-        return ~(below | above | between)
-
-    def _add_exact(self, y, w, below, between, above) -> None:
-        """Exact sums: the weight below, above and between the windows, and
-        `sum w y` between them (as the two parts of each product)."""
-        # Counts, and sums of integer weights below 2^53, are exact as they are.
-        whole = w is None or (np.all(w == np.floor(w)) and w.sum() < 2.0**52)
-        for k, mask in enumerate((below, above, between)):
-            if whole:
-                self.exact.add(k, (mask.sum(axis=0) if w is None else w @ mask)[None])
-            else:
-                self.exact.add(k, w[:, None] * mask)
-        if w is None:
-            self.exact.add(3, y * between)
-        else:
-            for k, part in enumerate(two_prod(w[:, None], y), start=3):
-                self.exact.add(k, part * between)
 
     def _add_bins(self, y, w, keys, mask) -> None:
         rows, cols = nonzero_2d(np.broadcast_to(mask, y.shape))
@@ -223,9 +183,7 @@ class PassState:
 
     def merge(self, other: "PassState") -> "PassState":
         self.seen.merge(other.seen)
-        self.region += other.region
-        if self.exact is not None:
-            self.exact.merge(other.exact)
+        self.regions.merge(other.regions)
         if self.bins is not None:
             self.bins = Histograms(*(op(a, b) for op, a, b in
                                      zip(_BIN_MERGE, self.bins, other.bins)))
@@ -240,10 +198,7 @@ class PassState:
         return self
 
     def to_arrays(self) -> Arrays:
-        arrays = self.seen.to_arrays("seen_")
-        arrays["region"] = self.region
-        if self.exact is not None:
-            arrays.update(self.exact.to_arrays("exact_"))
+        arrays = {**self.seen.to_arrays("seen_"), **self.regions.to_arrays()}
         if self.bins is not None:
             arrays.update(("bin_" + k, v) for k, v in self.bins._asdict().items())
         if self.collector is not None:
@@ -263,9 +218,7 @@ class PassState:
         # Copies: merging adds into the new state's arrays in place.
         state = PassState(self.plan, self.first, self.meter, self.name, hold=False)
         state.seen = Summary.from_arrays(arrays, "seen_")
-        state.region = np.array(arrays["region"], np.float64).reshape(3, 3, -1)
-        if state.exact is not None:
-            state.exact = state.exact.from_arrays(arrays, "exact_")
+        state.regions = self.regions.from_arrays(arrays)
         if state.bins is not None:
             state.bins = Histograms(*(
                 np.asarray(arrays["bin_" + name]).astype(dtype).reshape(empty.shape)
@@ -293,10 +246,10 @@ class PassState:
             except Overflow:
                 raise _changed_error(self.name) from None
         return PassResult(
-            summary=self.seen, region_weight=self.region[0],
-            region_sum=self.region[1], region_sum2=self.region[2],
+            summary=self.seen, region_weight=self.regions.sums[0],
+            region_sum=self.regions.sums[1], region_sum2=self.regions.sums[2],
             anchors=self.anchors, bins=self.bins, window_anchor=self.window_anchor,
             collected=collected, probes=self.probes,
-            probe_points=self.plan.probe_points, exact_region=self.exact,
+            probe_points=self.plan.probe_points, exact_region=self.regions.exact,
             collected_lo=collected.lows,
         )

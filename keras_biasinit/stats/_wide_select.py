@@ -4,8 +4,9 @@ From pass 1's random sample of `m` rows (`_wide_first`), each column's
 bracket is the pair of sample order statistics `Z` standard deviations of the
 sample rank (`sqrt(m q (1 - q))`) either side of `q m`: the wanted rank lies
 inside unless the sample misleads by more than `Z` sigma. Pass 2 (`_bracket`)
-counts the weight below every bracket and collects the values inside, so with `L` the weight below and the inside values sorted, the
-quantile is the first value whose cumulative weight `L + w_1 + ... + w_i`
+counts the weight below every bracket and collects the values inside, so
+with `L` the weight below and the inside values sorted, the quantile is the
+first value whose cumulative weight `L + w_1 + ... + w_i`
 reaches `q W` (the midpoint with the next value on a tie), as in memory: for
 unit weights the very `np.partition` indices of `np.median`/`np.quantile`.
 A column whose rank lies below or above its bracket takes one more bracket
