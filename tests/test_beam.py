@@ -159,6 +159,11 @@ def test_batched_and_dict_elements_equal_from_dataset(tmp_path, rng):
     labels = rng.choice(4, size=n, p=[0.1, 0.2, 0.3, 0.4])
     multi = (rng.uniform(size=(n, 3)) < [0.05, 0.5, 0.9]).astype(np.float32)
     values = rng.exponential(size=n) * 5
+    # Wide float32 targets: in 1 MiB, 20 columns take the row sample and the
+    # bracket pass (`stats._wide_first`, `stats._bracket`), not radix digits.
+    wide = (rng.standard_t(3, size=(12_000, 20)) + np.arange(20) * 50.0)
+    wide = wide.astype(np.float32)
+    wide_w = rng.integers(0, 3, size=len(wide)).astype(np.float64)
 
     def make_input(p):
         batches = [{"y": y2[i:i + 700], "multi": multi[i:i + 700]}
@@ -168,6 +173,9 @@ def test_batched_and_dict_elements_equal_from_dataset(tmp_path, rng):
             "dicts": p | "dicts" >> beam.Create(
                 [{"label": int(c), "image": np.ones(2)} for c in labels]),
             "numbers": p | "numbers" >> beam.Create([float(v) for v in values]),
+            "wide": p | "wide" >> beam.Create(
+                [{"y": wide[i:i + 1000], "w": wide_w[i:i + 1000]}
+                 for i in range(0, len(wide), 1000)]),
         }
 
     specs = {
@@ -191,6 +199,11 @@ def test_batched_and_dict_elements_equal_from_dataset(tmp_path, rng):
         "mean_numbers": ("numbers", ComputeInitializer(kbi.MeanBias)),
         "median_numbers": ("numbers", ComputeInitializer(kbi.MedianBias,
                                                          memory_budget=TINY)),
+        "wide_median": ("wide", ComputeInitializer(
+            kbi.MedianBias, target="y", batched=True, memory_budget=RADIX)),
+        "wide_weighted": ("wide", ComputeInitializer(
+            kbi.MedianBias, target="y", batched=True, sample_weight="w",
+            memory_budget=RADIX)),
     }
 
     got = run(tmp_path, make_input,
@@ -213,6 +226,16 @@ def test_batched_and_dict_elements_equal_from_dataset(tmp_path, rng):
     assert_same(got["mean_numbers"], kbi.MeanBias.from_dataset(values, verbose=0))
     assert_same(got["median_numbers"], kbi.MedianBias.from_dataset(
         values, verbose=0, memory_budget=TINY), exact=("median",))
+    assert_same(got["wide_median"], kbi.MedianBias.from_dataset(
+        wide, verbose=0, memory_budget=RADIX), exact=("median",))
+    assert_same(got["wide_weighted"], kbi.MedianBias.from_dataset(
+        (np.zeros((len(wide), 1)), wide, wide_w), verbose=0,
+        memory_budget=RADIX), exact=("median",))
+    wide64 = wide.astype(np.float64)  # and NumPy's medians, bit for bit
+    np.testing.assert_array_equal(got["wide_median"].bias, np.median(wide64, axis=0))
+    repeated = np.repeat(wide64, wide_w.astype(int), axis=0)
+    np.testing.assert_array_equal(got["wide_weighted"].bias,
+                                  np.median(repeated, axis=0))
     # Independent references: NumPy.
     np.testing.assert_array_equal(got["median_tiny"].bias, np.median(y2, axis=0))
     np.testing.assert_allclose(
