@@ -21,6 +21,7 @@ from keras_biasinit.stats._bracket_plan import ROOM_BYTES
 from keras_biasinit.stats._bracket_plan import ROOM_BYTES_WEIGHTED
 from keras_biasinit.stats._bracket_plan import BracketPlan
 from keras_biasinit.stats._bracket_plan import BracketResult
+from keras_biasinit.stats._bracket_plan import check_bracket_pass
 from keras_biasinit.stats._bracket_plan import place
 from keras_biasinit.stats._checks import check_weights
 from keras_biasinit.stats._summary import check_width
@@ -204,8 +205,6 @@ class BracketState:
 
     def result(self) -> BracketResult:
         """The merged pass; a ValueError if the data changed since pass 1."""
-        from keras_biasinit.stats._wide_select import check_bracket_pass
-
         below = self.positive - self.at_or_above
         below_weight = (self.weight_sum - self.above_weight if self.first.weighted
                         else below.astype(np.float64))

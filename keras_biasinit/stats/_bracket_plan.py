@@ -2,7 +2,8 @@
 
 A `BracketPlan` gives each column of a wide target a value bracket and room
 for its values; `place` writes values grouped by column into those segments;
-a `BracketResult` is what the merged pass measured.
+a `BracketResult` is what the merged pass measured, and
+`check_bracket_pass` that it measured the data pass 1 read.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+
+from keras_biasinit.stats._keys import from_keys
 
 #: Bytes per value of room: the value and (weighted) its weight, float64.
 ROOM_BYTES, ROOM_BYTES_WEIGHTED = 8, 16
@@ -73,3 +76,40 @@ def place(values, weights, counts, starts, fill, store, store_w) -> None:
     store[at] = values
     if store_w is not None:
         store_w[at] = weights
+
+
+def check_bracket_pass(state, result) -> None:
+    """Raises if the bracket pass read other data than pass 1: its rows and
+    weight, and per column the rows below and above and `sum w y` below `lo`
+    and above `hi` (pass 1's minus the rest) within their value ranges."""
+    first, plan = state.first, state.plan
+    same = (state.rows == first.rows
+            and abs(state.weight_sum - first.weight) <= 1e-9 * first.weight)
+    if same:
+        cols = plan.active & ~result.lost
+        low, high = from_keys(first.kmin), from_keys(first.kmax)
+        weight, anchor = result.below_weight, plan.anchor
+        with np.errstate(invalid="ignore"):
+            below_centred = result.below_deviation + weight * (plan.lo - anchor)
+            above_centred = plan.centred - below_centred - result.inside_centred
+        above_weight = first.weight - weight - result.inside_weight
+        tol = 1e-9 * first.scale + 1e-300
+        with np.errstate(invalid="ignore"):
+            ok_below = ((result.below_deviation >= (low - plan.lo) * weight - tol)
+                        & (result.below_deviation <= tol)
+                        & (state.low == low))
+            ok_above = ((above_centred >= (plan.hi - anchor) * above_weight - tol)
+                        & (above_centred <= (high - anchor) * above_weight + tol))
+        ok_below |= (result.below == 0) & (state.low >= low)
+        ok_above |= (result.above == 0) & (np.abs(above_centred) <= tol)
+        ok = (result.below >= 0) & (result.above >= 0) & ok_below & ok_above
+        same = bool(ok[cols].all())
+    if not same:
+        raise ValueError(
+            f"The data changed between passes: the exact {state.name} of data "
+            "larger than `memory_budget` needs a few passes over it, and a "
+            "later pass read different values (or a different number of rows) "
+            "than the first. Make the target deterministic (no random "
+            "augmentation of it in the pipeline; a shuffled order is fine), or "
+            "raise `memory_budget` so the data fits in one pass."
+        )
