@@ -61,6 +61,7 @@ class WideFirst:
         self.columns, self.meter, self.name = columns, meter, name
         self.sample = RowSample(sample_rows(columns, meter.budget), columns)
         self.rows, self.weighted, self.weight_sum = 0, False, 0.0
+        self.positive = 0  # rows of positive weight: those the sample draws from
         self.low: Optional[np.ndarray] = None
         self.high: Optional[np.ndarray] = None
         # sum w (y - anchor), the anchor a row of the data: sums of small
@@ -88,6 +89,7 @@ class WideFirst:
             y, w = y[w > 0], w[w > 0]
         if y.shape[0] == 0:
             return self
+        self.positive += y.shape[0]
         low, high = y.min(axis=0), y.max(axis=0)
         if not (np.isfinite(low).all() and np.isfinite(high).all()):
             check_finite(y)
@@ -125,6 +127,7 @@ class WideFirst:
 
     def merge(self, other: "WideFirst") -> "WideFirst":
         self.rows += other.rows
+        self.positive += other.positive
         self.weighted |= other.weighted
         self.weight_sum += other.weight_sum
         if other.anchor is not None:
@@ -139,6 +142,7 @@ class WideFirst:
 
     def to_arrays(self) -> Arrays:
         arrays = self.summary.to_arrays("seen_")
+        arrays["positive"] = np.asarray([self.positive], np.int64)
         if self.anchor is not None:
             arrays.update(anchor=self.anchor, centred=self.centred)
         arrays.update(("sample_" + k, v) for k, v in self.sample.to_arrays().items())
@@ -149,6 +153,7 @@ class WideFirst:
         seen = Summary.from_arrays(arrays, "seen_")
         state.rows, state.weighted = seen.rows, seen.weighted
         state.weight_sum = seen.weight
+        state.positive = int(np.asarray(arrays["positive"]).reshape(-1)[0])
         if "anchor" in arrays:
             state.anchor = np.array(arrays["anchor"], np.float64).reshape(-1)
             state.centred = np.array(arrays["centred"], np.float64).reshape(-1)

@@ -42,6 +42,7 @@ class WideSelect:
     def __init__(self, q: float, first, pass_one, budget: int) -> None:
         self.q, self.first, self.weighted = q, first, first.weighted
         self.anchor, self.centred = pass_one.anchor, pass_one.centred
+        self.positive = pass_one.positive
         sample = pass_one.take_sample()
         per = ROOM_BYTES_WEIGHTED if first.weighted else ROOM_BYTES
         self.capacity = max(64, budget * 5 // 8 // per)
@@ -60,7 +61,7 @@ class WideSelect:
         lo = np.maximum(part[low], lo) if low >= 0 else lo
         hi = np.minimum(part[high], hi) if high < m else hi
         inside = ((sample >= lo) & (sample <= hi)).mean(axis=0)
-        rows = self.first.rows
+        rows = self.positive  # the rows the sample stands for (weight > 0)
         expect = inside * rows
         spread = np.sqrt(rows * expect / max(m, 1) + expect)  # sample + data
         return lo, hi, np.ceil(expect + 5 * spread).astype(np.int64) + 64

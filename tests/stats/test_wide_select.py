@@ -81,6 +81,29 @@ def test_integer_weights_equal_the_repeated_values(wide):
         np.abs(repeated - result.median).sum(axis=0), rtol=1e-12)
 
 
+@pytest.mark.parametrize("weighted_rows", [2, 10, 300])
+def test_few_weighted_rows_get_brackets_sized_for_them(wide, weighted_rows):
+    # The sample draws from rows of positive weight only, so the room each
+    # bracket needs is reckoned from those rows, not from every row read
+    # (which asked for ROWS values a column: 40 passes, then an error).
+    rng = np.random.default_rng(weighted_rows)
+    w = np.zeros(ROWS)
+    chosen = rng.choice(ROWS, weighted_rows, replace=False)
+    w[chosen] = rng.integers(1, 4, size=weighted_rows)
+    result = weighted_median(split(wide, w, size=1000), memory_budget=BUDGET)
+    repeated = np.repeat(wide.astype(np.float64), w.astype(int), axis=0)
+    np.testing.assert_array_equal(result.median, np.median(repeated, axis=0))
+    assert result.passes == 2
+    shards = [split(wide[a:b], w[a:b], size=700)
+              for a, b in ((0, 9000), (9000, 16000), (16000, ROWS))]
+    results, _ = run_sharded(
+        lambda b, r: weighted_median(b, memory_budget=BUDGET, reducer=r), shards)
+    for sharded in results:
+        assert not isinstance(sharded, Exception), sharded
+        np.testing.assert_array_equal(sharded.median, result.median)
+        assert sharded.passes == 2
+
+
 def test_sorted_rows_are_sampled_at_random(wide):
     # A sample of the first rows would bracket the lowest values: 3+ passes.
     y = np.sort(wide, axis=0)
