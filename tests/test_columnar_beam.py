@@ -86,7 +86,8 @@ def results(parquet_dir, table, tmp_path_factory):
             "dicts": p | "dicts" >> beam.Create(examples),
         }
 
-    # Each statistic unrolls its own default stages (median 4, Huber 5).
+    # Each statistic unrolls its default stages (median 4, Huber 5; 8 under
+    # a 64 MiB budget, as the tiny-budget ones here).
     transforms = {name: Routed("parquet", ComputeInitializer(cls, **options))
                   for name, (cls, options) in SPECS.items()}
     transforms["frames_median"] = Routed("frames", ComputeInitializer(

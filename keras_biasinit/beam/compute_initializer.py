@@ -19,15 +19,21 @@ from keras_biasinit.data.elements import Key
 #: Passes (pass 1 included) unrolled for an exact statistic whose search does
 #: not say how many it needs (`Search.default_max_passes`).
 DEFAULT_MAX_PASSES = 8
+#: Budgets under which tied, offset or outlying data may need more passes
+#: (fuzzed: up to 10 at 2 MiB), so at least `DEFAULT_MAX_PASSES` are unrolled.
+SMALL_BUDGET = 64 * 2**20
 
 
 def default_max_passes(recipe) -> int:
     """The stages to unroll for `recipe`'s search: its own `default_max_passes`
-    (the median and quantiles: 4; Huber: 5), else `DEFAULT_MAX_PASSES`. Each stage costs
-    the runner its start-up time even once the statistic is solved, so the
-    fewest that typical data need, plus one to spare."""
-    search = recipe.search()
-    return getattr(search, "default_max_passes", DEFAULT_MAX_PASSES)
+    (the median and quantiles: 4; Huber: 5), else, or under a `memory_budget`
+    of 64 MiB, `DEFAULT_MAX_PASSES`. Each stage costs the runner its start-up
+    time even once the statistic is solved, so the fewest that typical data
+    need, plus one to spare."""
+    own = getattr(recipe.search(), "default_max_passes", DEFAULT_MAX_PASSES)
+    if recipe.memory_budget < SMALL_BUDGET:
+        return max(own, DEFAULT_MAX_PASSES)
+    return own
 
 
 def _recipe(cls, options: dict):
@@ -118,9 +124,8 @@ class ComputeInitializer(beam.PTransform):
         max_passes: the most passes (Beam stages) an exact order statistic
             may take, pass 1 included; each is a stage of the pipeline, run
             even once the statistic is solved. Defaults to None: 4 for the
-            median and quantiles (typical data take 2, or 3 under a
-            `memory_budget` of 24 MiB), 5 for Huber (2 from 8 MiB up, 5 at
-            1 MiB). Running out is an error
+            median and quantiles and 5 for Huber (typical data take 2 at the
+            default budget), 8 under a `memory_budget` of 64 MiB. Running out is an error
             naming this option, never an approximation.
         **options: `cls.from_dataset`'s statistic options: `num_classes`,
             `activation`, `smoothing` (ClassPriorBias); `q` (QuantileBias);
