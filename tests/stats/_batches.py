@@ -1,5 +1,7 @@
 """Helpers shared by the bounded-memory statistics tests."""
 
+import tracemalloc
+
 import numpy as np
 
 #: A budget small enough that the test data below take the multi-pass path.
@@ -28,3 +30,13 @@ class Changing:
     def __iter__(self):
         y = self.rng.normal(size=self.n)
         return iter(split(y))
+
+
+def traced_peak(fn):
+    """`(peak bytes traced by tracemalloc while fn() ran, fn())`."""
+    tracemalloc.start()
+    try:
+        result = fn()
+        return tracemalloc.get_traced_memory()[1], result
+    finally:
+        tracemalloc.stop()

@@ -9,7 +9,6 @@ Also: the order-preserving float keys the histograms are built on, and the
 memory estimate that decides the in-memory path.
 """
 
-import tracemalloc
 
 import numpy as np
 import pytest
@@ -21,16 +20,7 @@ from keras_biasinit.stats._driver import is_reiterable
 from keras_biasinit.stats._keys import to_keys
 from keras_biasinit.stats.huber import in_memory_bytes as huber_bytes
 from keras_biasinit.stats.median import in_memory_bytes as median_bytes
-from tests.stats._batches import one_shot, split
-
-
-def _traced_peak(fn):
-    tracemalloc.start()
-    try:
-        result = fn()
-        return tracemalloc.get_traced_memory()[1], result
-    finally:
-        tracemalloc.stop()
+from tests.stats._batches import one_shot, split, traced_peak
 
 
 STATS = {
@@ -53,7 +43,7 @@ def test_traced_peak_within_budget(rng, stat, rows, columns, weighted, budget):
     w = rng.random(rows) if weighted else None
     batches = split(y, w, size=2048)
     STATS[stat](batches, budget)  # imports and NumPy's one-time caches: not ours
-    peak, result = _traced_peak(lambda: STATS[stat](batches, budget))
+    peak, result = traced_peak(lambda: STATS[stat](batches, budget))
     assert result.passes >= 2  # the data did not fit: the streaming path ran
     assert peak <= budget
     assert result.peak_bytes <= budget  # the computation's own accounting
@@ -62,7 +52,7 @@ def test_traced_peak_within_budget(rng, stat, rows, columns, weighted, budget):
 @pytest.mark.parametrize("stat", ["median", "huber"])
 @pytest.mark.parametrize("rows, columns, weighted",
                          [(30_000, 1, False), (30_000, 1, True), (3_000, 20, True)])
-def test_in_memory_estimate_covers_the_traced_peak(
+def test_in_memory_estimate_covers_thetraced_peak(
     rng, stat, rows, columns, weighted
 ):
     # The estimate decides whether data take the one-pass in-memory path; if
@@ -71,14 +61,14 @@ def test_in_memory_estimate_covers_the_traced_peak(
     w = rng.random(rows) if weighted else None
     estimate = (median_bytes if stat == "median" else huber_bytes)(
         rows, columns, weighted)
-    peak, result = _traced_peak(lambda: STATS[stat](split(y, w), estimate))
+    peak, result = traced_peak(lambda: STATS[stat](split(y, w), estimate))
     assert result.passes == 1
     assert peak <= estimate
 
 
 def test_one_shot_data_over_budget_fail_before_holding_them(rng):
     y = rng.normal(size=200_000)
-    peak, _ = _traced_peak(lambda: pytest.raises(
+    peak, _ = traced_peak(lambda: pytest.raises(
         ValueError, weighted_median, one_shot(y, size=4096), memory_budget=2**18))
     assert peak <= 2**18
 

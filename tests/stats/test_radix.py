@@ -4,8 +4,6 @@ References are independent: `np.median` / `np.quantile` of the float64 values,
 and for integer weights `np.median` of the values repeated weight times.
 """
 
-import tracemalloc
-
 import numpy as np
 import pytest
 
@@ -14,6 +12,7 @@ from keras_biasinit.stats import weighted_quantile
 from keras_biasinit.stats._radix_state import new_histogram
 from keras_biasinit.stats._budget import MemoryMeter
 from tests.stats._batches import split
+from tests.stats._batches import traced_peak
 from tests.stats._shards import run_sharded
 
 BUDGET = 24 * 2**20  # 16-bit digits for one column
@@ -117,12 +116,7 @@ def test_pass_one_histograms_merge_to_the_union(rng):
 def test_traced_peak_within_budget(cases):
     batches = split(cases["normal"], size=8192)
     weighted_median(batches, memory_budget=BUDGET)  # one-time caches: not ours
-    tracemalloc.start()
-    try:
-        result = weighted_median(batches, memory_budget=BUDGET)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    peak, result = traced_peak(lambda: weighted_median(batches, memory_budget=BUDGET))
     assert result.passes == 2 and peak <= BUDGET and result.peak_bytes <= BUDGET
 
 

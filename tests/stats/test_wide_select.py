@@ -7,8 +7,6 @@ pass 1 samples rows (`_wide_first`) and pass 2 collects each column's bracket
 integer weights the values repeated weight times.
 """
 
-import tracemalloc
-
 import numpy as np
 import pytest
 
@@ -19,6 +17,7 @@ from keras_biasinit.stats._budget import MemoryMeter
 from keras_biasinit.stats._wide_first import WideFirst
 from keras_biasinit.stats._wide_first import new_first_state
 from tests.stats._batches import split
+from tests.stats._batches import traced_peak
 from tests.stats._shards import run_sharded
 
 BUDGET = 2 * 2**20
@@ -37,6 +36,17 @@ def _reference(y, q):
     if q == 0.5:
         return np.median(y, axis=0)
     return np.quantile(y, q, axis=0, method="averaged_inverted_cdf")
+
+
+def _in_three_shards(y, w=None):
+    """Each shard's median of `y` read as 3 shards merged at every pass."""
+    shards = [split(y[a:b], None if w is None else w[a:b], size=700)
+              for a, b in ((0, 9000), (9000, 16000), (16000, ROWS))]
+    results, _ = run_sharded(
+        lambda b, r: weighted_median(b, memory_budget=BUDGET, reducer=r), shards)
+    for result in results:
+        assert not isinstance(result, Exception), result
+    return results
 
 
 def test_the_wide_path_is_the_one_tested():
@@ -94,12 +104,7 @@ def test_few_weighted_rows_get_brackets_sized_for_them(wide, weighted_rows):
     repeated = np.repeat(wide.astype(np.float64), w.astype(int), axis=0)
     np.testing.assert_array_equal(result.median, np.median(repeated, axis=0))
     assert result.passes == 2
-    shards = [split(wide[a:b], w[a:b], size=700)
-              for a, b in ((0, 9000), (9000, 16000), (16000, ROWS))]
-    results, _ = run_sharded(
-        lambda b, r: weighted_median(b, memory_budget=BUDGET, reducer=r), shards)
-    for sharded in results:
-        assert not isinstance(sharded, Exception), sharded
+    for sharded in _in_three_shards(wide, w):
         np.testing.assert_array_equal(sharded.median, result.median)
         assert sharded.passes == 2
 
@@ -123,12 +128,7 @@ def test_a_rank_outside_its_bracket_takes_one_more_pass(wide, monkeypatch):
 
 def test_three_shards_give_the_whole_bit_for_bit(wide):
     whole = weighted_median(split(wide, size=1000), memory_budget=BUDGET)
-    shards = [split(wide[a:b], size=700)
-              for a, b in ((0, 9000), (9000, 16000), (16000, ROWS))]
-    results, _ = run_sharded(
-        lambda b, r: weighted_median(b, memory_budget=BUDGET, reducer=r), shards)
-    for result in results:
-        assert not isinstance(result, Exception), result
+    for result in _in_three_shards(wide):
         np.testing.assert_array_equal(result.median, whole.median)
         np.testing.assert_allclose(result.mean_absolute_deviation,
                                    whole.mean_absolute_deviation, rtol=1e-12)
@@ -138,12 +138,7 @@ def test_three_shards_give_the_whole_bit_for_bit(wide):
 def test_traced_peak_within_budget(wide):
     batches = split(wide, size=1000)
     weighted_median(batches, memory_budget=BUDGET)  # NumPy's one-time caches
-    tracemalloc.start()
-    try:
-        result = weighted_median(batches, memory_budget=BUDGET)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    peak, result = traced_peak(lambda: weighted_median(batches, memory_budget=BUDGET))
     assert result.passes == 2 and peak <= BUDGET
 
 
