@@ -30,8 +30,8 @@ from keras_biasinit.stats._budget import analysis_bytes
 from keras_biasinit.stats._driver import Search
 from keras_biasinit.stats._driver import first_pass_state
 from keras_biasinit.stats._first_pass import FirstPass
-from keras_biasinit.stats._first_pass import InMemory
-from keras_biasinit.stats._first_pass import Summary
+from keras_biasinit.stats._summary import InMemory
+from keras_biasinit.stats._summary import Summary
 from keras_biasinit.stats._pass_state import PassState
 from keras_biasinit.stats._mixed_pass import new_pass_state
 from keras_biasinit.stats._plan import Plan

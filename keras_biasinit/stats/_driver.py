@@ -23,10 +23,10 @@ from typing import Any, Iterable, Optional, Protocol
 from keras_biasinit.stats._budget import MemoryMeter
 from keras_biasinit.stats._budget import analysis_bytes
 from keras_biasinit.stats._budget import check_budget
-from keras_biasinit.stats._first_pass import Batch
+from keras_biasinit.stats._summary import Batch
 from keras_biasinit.stats._first_pass import FirstPass
-from keras_biasinit.stats._first_pass import InMemory
-from keras_biasinit.stats._first_pass import Summary
+from keras_biasinit.stats._summary import InMemory
+from keras_biasinit.stats._summary import Summary
 from keras_biasinit.stats._mixed_pass import new_pass_state
 from keras_biasinit.stats._plan import PassResult
 from keras_biasinit.stats._radix_state import new_histogram

@@ -19,7 +19,6 @@ from keras_biasinit.stats._budget import chunk_rows
 from keras_biasinit.stats._budget import minimum_budget
 from keras_biasinit.stats._checks import as_columns
 from keras_biasinit.stats._checks import check_weights
-from keras_biasinit.stats._summary import Batch  # noqa: F401 (re-exported)
 from keras_biasinit.stats._summary import InMemory
 from keras_biasinit.stats._summary import Size
 from keras_biasinit.stats._summary import SizeRule
@@ -27,7 +26,6 @@ from keras_biasinit.stats._summary import Summary
 from keras_biasinit.stats._summary import check_width
 from keras_biasinit.stats._summary import chunks
 from keras_biasinit.stats._summary import rows_of
-from keras_biasinit.stats._summary import width  # noqa: F401 (re-exported)
 from keras_biasinit.stats.state import Arrays
 from keras_biasinit.stats.state import scalar
 

@@ -13,7 +13,7 @@ the numbers are those of the state fed batch by batch.
 Example:
 
 >>> from keras_biasinit.stats._budget import MemoryMeter
->>> from keras_biasinit.stats._first_pass import Summary
+>>> from keras_biasinit.stats._summary import Summary
 >>> from keras_biasinit.stats._plan import BIN
 >>> y = np.arange(100.0)
 >>> first = Summary().update(y[:, None], None)  # what pass 1 saw
@@ -35,7 +35,7 @@ import numpy as np
 from keras_biasinit.stats._budget import MemoryMeter
 from keras_biasinit.stats._checks import as_columns
 from keras_biasinit.stats._checks import check_weights
-from keras_biasinit.stats._first_pass import check_width
+from keras_biasinit.stats._summary import check_width
 from keras_biasinit.stats._pass_state import PassState
 from keras_biasinit.stats._plan import Plan
 from keras_biasinit.stats.state import Arrays

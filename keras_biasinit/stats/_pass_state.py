@@ -22,12 +22,12 @@ from keras_biasinit.stats._budget import chunk_rows
 from keras_biasinit.stats._budget import collect_capacity
 from keras_biasinit.stats._checks import as_columns
 from keras_biasinit.stats._checks import check_weights
-from keras_biasinit.stats._first_pass import Summary
+from keras_biasinit.stats._summary import Summary
 from keras_biasinit.stats._pass_buffers import Binner
 from keras_biasinit.stats._pass_buffers import Collector
 from keras_biasinit.stats._pass_buffers import Overflow
-from keras_biasinit.stats._first_pass import check_width
-from keras_biasinit.stats._first_pass import chunks
+from keras_biasinit.stats._summary import check_width
+from keras_biasinit.stats._summary import chunks
 from keras_biasinit.stats._keys import MAX_KEY
 from keras_biasinit.stats._keys import from_keys
 from keras_biasinit.stats._keys import to_keys

@@ -15,7 +15,7 @@ from typing import Any, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
-from keras_biasinit.stats._first_pass import Summary
+from keras_biasinit.stats._summary import Summary
 from keras_biasinit.stats._keys import from_keys
 
 IDLE, BIN, COLLECT, PROBE = 0, 1, 2, 3

@@ -17,9 +17,9 @@ from keras_biasinit.stats._budget import CHUNK_BYTES_PER_ELEMENT
 from keras_biasinit.stats._budget import MemoryMeter
 from keras_biasinit.stats._budget import chunk_rows
 from keras_biasinit.stats._checks import check_weights
-from keras_biasinit.stats._first_pass import Summary
-from keras_biasinit.stats._first_pass import check_width
-from keras_biasinit.stats._first_pass import chunks
+from keras_biasinit.stats._summary import Summary
+from keras_biasinit.stats._summary import check_width
+from keras_biasinit.stats._summary import chunks
 from keras_biasinit.stats._keys import from_keys
 from keras_biasinit.stats._keys import to_keys
 from keras_biasinit.stats._radix import RADIX_BIN_BYTES

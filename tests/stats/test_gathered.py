@@ -11,7 +11,7 @@ import pytest
 
 from keras_biasinit.stats._budget import MemoryMeter
 from keras_biasinit.stats._checks import as_columns
-from keras_biasinit.stats._first_pass import Summary
+from keras_biasinit.stats._summary import Summary
 from keras_biasinit.stats._gathered import GatheredPlan
 from keras_biasinit.stats._keys import to_keys
 from keras_biasinit.stats._pass_state import PassState
