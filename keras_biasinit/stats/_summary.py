@@ -76,12 +76,15 @@ class Summary:
                 y, w = y[positive], w[positive]
         if y.shape[0]:
             part.kmin, part.kmax = to_keys(y.min(axis=0)), to_keys(y.max(axis=0))
-            if w is None:
-                part.weight = float(y.shape[0])
-                part.checksum, part.scale = y.sum(axis=0), np.abs(y).sum(axis=0)
-            else:
-                part.weight = float(w.sum())
-                part.checksum, part.scale = w @ y, w @ np.abs(y)
+            # Sums of values near the float64 limit may overflow: the checksum
+            # is then inf (or NaN) in every pass alike (see `check_same_data`).
+            with np.errstate(over="ignore", invalid="ignore"):
+                if w is None:
+                    part.weight = float(y.shape[0])
+                    part.checksum, part.scale = y.sum(axis=0), np.abs(y).sum(axis=0)
+                else:
+                    part.weight = float(w.sum())
+                    part.checksum, part.scale = w @ y, w @ np.abs(y)
         return self.merge(part)
 
     def merge(self, other: "Summary") -> "Summary":
@@ -96,8 +99,9 @@ class Summary:
             return self
         self.kmin = np.minimum(self.kmin, other.kmin)
         self.kmax = np.maximum(self.kmax, other.kmax)
-        self.checksum = self.checksum + other.checksum
-        self.scale = self.scale + other.scale
+        with np.errstate(over="ignore", invalid="ignore"):
+            self.checksum = self.checksum + other.checksum
+            self.scale = self.scale + other.scale
         return self
 
     def to_arrays(self, prefix: str = "") -> Arrays:
@@ -131,9 +135,7 @@ class Summary:
             and abs(other.weight - self.weight) <= 1e-9 * self.weight
             and np.array_equal(other.kmin, self.kmin)
             and np.array_equal(other.kmax, self.kmax)
-            and np.all(
-                np.abs(other.checksum - self.checksum) <= 1e-9 * self.scale + 1e-300
-            )
+            and _same_sums(other.checksum, self.checksum, self.scale)
         )
         if not same:
             raise ValueError(
@@ -144,6 +146,18 @@ class Summary:
                 "it in the pipeline; a shuffled order is fine), or raise "
                 "`memory_budget` so the data fits in one pass."
             )
+
+
+def _same_sums(seen: np.ndarray, first: np.ndarray, scale: np.ndarray) -> bool:
+    """Whether checksums `seen` match pass 1's `first` to rounding (`scale` is
+    the sum of `w * |y|`). A sum that overflowed float64 (inf, or NaN where
+    both signs did) matches the same non-finite value: there the checksum
+    cannot tell, and rows, weight, min and max still do."""
+    with np.errstate(invalid="ignore"):
+        close = np.abs(seen - first) <= 1e-9 * scale + 1e-300
+    overflowed = ~np.isfinite(scale) & (
+        (seen == first) | (np.isnan(seen) & np.isnan(first)))
+    return bool(np.all(close | overflowed))
 
 
 @dataclasses.dataclass
