@@ -15,6 +15,7 @@ MODULES_WITH_EXAMPLES = [
     "keras_biasinit.data.columns",
     "keras_biasinit.stats.class_counts",
     "keras_biasinit.stats.moments",
+    "keras_biasinit.stats.second_moment",
     "keras_biasinit.initializers.class_prior_bias",
     "keras_biasinit.initializers.mean_bias",
     "keras_biasinit.initializers.median_bias",

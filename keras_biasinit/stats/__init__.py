@@ -20,10 +20,10 @@ from keras_biasinit.stats.median import MedianResult
 from keras_biasinit.stats.median import weighted_median
 from keras_biasinit.stats.moments import Moments
 from keras_biasinit.stats.moments import MomentsResult
-from keras_biasinit.stats.moments import SecondMoment
-from keras_biasinit.stats.moments import SecondMomentResult
 from keras_biasinit.stats.quantile import QuantileResult
 from keras_biasinit.stats.quantile import weighted_quantile
+from keras_biasinit.stats.second_moment import SecondMoment
+from keras_biasinit.stats.second_moment import SecondMomentResult
 from keras_biasinit.stats.state import Reducer
 from keras_biasinit.stats.state import State
 from keras_biasinit.stats.state import run_pass
