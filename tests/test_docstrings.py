@@ -16,6 +16,7 @@ MODULES_WITH_EXAMPLES = [
     "keras_biasinit.stats.class_counts",
     "keras_biasinit.stats.moments",
     "keras_biasinit.stats.second_moment",
+    "keras_biasinit.stats.label_values",
     "keras_biasinit.initializers.class_prior_bias",
     "keras_biasinit.initializers.mean_bias",
     "keras_biasinit.initializers.median_bias",

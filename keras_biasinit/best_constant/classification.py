@@ -28,10 +28,10 @@ from keras_biasinit.initializers.focal_bias import FocalBias
 from keras_biasinit.stats import ClassCounts
 from keras_biasinit.stats import Moments
 from keras_biasinit.stats.focal import EPSILON
-from keras_biasinit.stats.focal import LabelValues
 from keras_biasinit.stats.focal import binary_focal_minimizer
 from keras_biasinit.stats.focal import categorical_focal_loss
 from keras_biasinit.stats.focal import categorical_focal_minimizer
+from keras_biasinit.stats.label_values import LabelValues
 
 
 def _entropy(p: np.ndarray) -> float:

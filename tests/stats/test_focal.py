@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from scipy import optimize, special
 
-from keras_biasinit.stats.focal import LabelValues
 from keras_biasinit.stats.focal import binary_focal_loss
 from keras_biasinit.stats.focal import binary_focal_minimizer
 from keras_biasinit.stats.focal import categorical_focal_minimizer
+from keras_biasinit.stats.label_values import LabelValues
 
 
 def test_label_values_merge_in_any_batching(rng):
