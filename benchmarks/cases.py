@@ -21,6 +21,7 @@ from typing import Callable, Dict, List
 import numpy as np
 
 from _measure import best_of, paired_runs, timed
+from _table import _close, _row
 from jpeg import jpeg_label_pass
 
 SIZES = {
@@ -60,28 +61,6 @@ def _paired(bare_fn, ours_fn, repeats=3):
     return bare, ours, peak, result
 
 
-def _row(case, rows, kind, ours, bare=None, anchor_name="", anchor=None, peak=None,
-         target="", ratio_of="bare", check="", limit=None):
-    """One table row. `ratio_of` names what `ours` is divided by for the target."""
-    base = bare if ratio_of == "bare" else anchor
-    ratio = ours / base if base else float("nan")
-    return {
-        "case": case,
-        "rows": rows,
-        "input": kind,
-        "ours_s": ours,
-        "bare_s": bare,
-        "ratio_bare": (ours / bare) if bare else None,
-        "anchor": anchor_name,
-        "anchor_s": anchor,
-        "ratio_anchor": (ours / anchor) if anchor else None,
-        "peak_mib": peak,
-        "target": target,
-        "met": None if limit is None else bool(ratio <= limit),
-        "check": check,
-    }
-
-
 def _adapt(ds) -> Callable[[], None]:
     import keras
 
@@ -89,13 +68,6 @@ def _adapt(ds) -> Callable[[], None]:
         keras.layers.Normalization(axis=-1).adapt(ds)
 
     return run
-
-
-def _close(a, b, rtol=1e-9, atol=0.0) -> str:
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    err = float(np.max(np.abs(a - b) / np.maximum(np.abs(b), 1e-300)))
-    ok = np.allclose(a, b, rtol=rtol, atol=atol)
-    return ("ok" if ok else "MISMATCH") + f" (rel {err:.1e})"
 
 
 def _entropy_from_counts(counts: np.ndarray) -> float:
@@ -818,3 +790,8 @@ CASES = {
 from columnar_cases import CASES as _COLUMNAR_CASES  # noqa: E402
 
 CASES.update(_COLUMNAR_CASES)
+
+# Where MeanBias's per-batch reduction can run: its routes side by side (issue 17).
+from reduction_routes import CASES as _ROUTE_CASES  # noqa: E402
+
+CASES.update(_ROUTE_CASES)

@@ -18,6 +18,8 @@ from typing import Dict, List
 
 import numpy as np
 
+from _table import _close, _row
+
 IMAGES = (2_000, 200)  # full, quick
 CLASSES = 10
 
@@ -83,7 +85,6 @@ def _softmax(inits) -> np.ndarray:
 
 def jpeg_label_pass(quick: bool) -> List[Dict]:
     import keras_biasinit as kbi
-    from cases import _close, _row
 
     n = IMAGES[1 if quick else 0]
     rng = np.random.default_rng(18)
