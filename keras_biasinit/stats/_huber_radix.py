@@ -99,8 +99,9 @@ def radix_bracket(bins: RadixBins, delta: float, low: float, high: float):
     """A narrower `(low, high)` holding every root of psi: first at the bin
     edges +- delta, then `_ROUNDS` times at `_GRID` points inside."""
     start = low, high
-    edges = np.concatenate([bins.low - delta, bins.low + delta,
-                            bins.high - delta, bins.high + delta])
+    with np.errstate(over="ignore"):  # edges past the float range: unused
+        edges = np.concatenate([bins.low - delta, bins.low + delta,
+                                bins.high - delta, bins.high + delta])
     points = np.unique(edges[(edges > low) & (edges < high)])
     low, high = _narrow(bins, delta, points, low, high)
     for _ in range(_ROUNDS):
