@@ -4,12 +4,12 @@ For a bracket `[L, U]` of the location only the values in `[L - delta, U -
 delta]` and `[L + delta, U + delta]` change regime; every other value adds
 `+delta`, `-delta` or `b - y` to `psi(b) = sum_i w_i clip(b - y_i, -delta,
 delta)` whatever `b` in the bracket, so it is needed only through sums. A
-histogram pass bounds psi at the bin edges (+- delta), hence a bracket a bin or
-two wide; a collect pass gathers the values of its two windows and solves psi
-on the bracket (`solve`): its zero stretch or a start from the segments'
-lines (`solve_segments`), then the nearest float from psi summed exactly
-(`_exact_solve`), the regions entering through exact sums. A bracket the bins
-cannot narrow is narrowed by evaluating psi exactly at `PROBES` points
+histogram pass bounds psi at the bin edges +- delta (`_huber_bounds`), hence
+a bracket a bin or two wide; a collect pass gathers the values of its two
+windows and solves psi on the bracket (`solve`): its zero stretch or a start
+from the segments' lines (`solve_segments`), then the nearest float from psi
+summed exactly (`_exact_solve`), the regions entering through exact sums. A
+bracket the bins cannot narrow is narrowed by evaluating psi exactly at `PROBES` points
 (`probe_points`, `probed`). `keras_biasinit.stats.huber` drives these steps.
 """
 
@@ -21,6 +21,10 @@ from keras_biasinit.stats._exact_sum import two_prod
 from keras_biasinit.stats._huber_exact import exact_root
 from keras_biasinit.stats._huber_exact import fsum
 from keras_biasinit.stats._huber_exact import psi_parts
+from keras_biasinit.stats._huber_bounds import binned
+from keras_biasinit.stats._huber_bounds import edge_points
+from keras_biasinit.stats._huber_bounds import narrow
+from keras_biasinit.stats._huber_bounds import psi_bounds
 from keras_biasinit.stats._keys import from_keys
 from keras_biasinit.stats._keys import to_keys
 from keras_biasinit.stats._plan import PROBES
@@ -117,55 +121,25 @@ def bracket(result, j: int, delta: float, low: float, high: float, block: int):
 
 def _bracket_of(result, j: int, kind: int, delta: float, low: float, high: float,
                 block: int = 4096):
-    """Bounds on psi at bin edges +- delta from one histogram -> a bracket."""
+    """A bracket from one of the windows' histograms (`kind`: 0 even in float
+    keys, 1 in value): psi bounded at the bins' edges +- delta."""
     count, weight, wsum, vmin, vmax, anchor, window = result.column_bins(j, kind)
     if not weight.size:
         return low, high
     total = result.region_weight[:, j].sum() + weight.sum()
     margin = 1e-9 * total * (3 * delta + (high - low))
-    n0 = int(np.count_nonzero(window == 0))
-    cum_w = np.concatenate([[0.0], np.cumsum(weight)])
-    cum_s = np.concatenate([[0.0], np.cumsum(wsum)])
-    candidates = np.concatenate([vmin - delta, vmin + delta, vmax - delta,
-                                 vmax + delta])
-    candidates = np.unique(candidates[(candidates > low) & (candidates < high)])
-    new_low, new_high = low, high
-    for start in range(0, candidates.size, block):  # bounded temporaries
-        points = candidates[start : start + block]
-        # Bins wholly at or below b - delta add +delta W; at or above b + delta,
-        # -delta W; in between, W (b - anchor) - sum, exactly, except the (at
-        # most two) bins straddling b - delta or b + delta, which are bounded.
-        i_a = np.searchsorted(vmax, points - delta, side="right")
-        i_c = np.searchsorted(vmin, points + delta, side="left")
-        part = delta * (cum_w[i_a] - (cum_w[-1] - cum_w[i_c]))
-        for first_bin, stop in ((0, n0), (n0, weight.size)):
-            if first_bin == stop:
-                continue
-            ra, rc = np.clip(i_a, first_bin, stop), np.clip(i_c, first_bin, stop)
-            part += ((cum_w[rc] - cum_w[ra]) * (points - anchor[first_bin])
-                     - (cum_s[rc] - cum_s[ra]))
-        lower, upper = part, part.copy()
-        has = i_a < i_c
-        first = np.minimum(i_a, weight.size - 1)
-        last = np.maximum(i_c - 1, 0)
-        s1 = has & (vmin[first] < points - delta)
-        s2 = has & (vmax[last] > points + delta) & ~(s1 & (last == first))
-        for flag, idx in ((s1, first), (s2, last)):
-            lin = weight[idx] * (points - anchor[idx]) - wsum[idx]
-            lo_b = weight[idx] * np.clip(points - vmax[idx], -delta, delta)
-            hi_b = weight[idx] * np.clip(points - vmin[idx], -delta, delta)
-            lower += np.where(flag, lo_b - lin, 0.0)
-            upper += np.where(flag, hi_b - lin, 0.0)
-        const = _constant_part(result, j, delta, points)
+    n0 = int(np.count_nonzero(window == 0))  # each window's sums: its anchor
+    bins = binned(low=vmin, high=vmax, weight=weight, dev=wsum, anchor=anchor,
+                  groups=[(0, n0), (n0, weight.size)])
+
+    def bounds(points):
+        lower, upper, _, _ = psi_bounds(bins, delta, points)
+        const = _constant_part(result, j, delta, points)  # the other rows
         lower += const
         upper += const
-        below = points[upper < -margin]
-        above = points[lower > margin]
-        if below.size:
-            new_low = max(new_low, float(below.max()))
-        if above.size:
-            new_high = min(new_high, float(above.min()))
-    return new_low, new_high
+        return lower, upper, margin
+
+    return narrow(bounds, edge_points(bins, delta, low, high), low, high, block)
 
 
 def solve(result, j: int, delta: float, low: float, high: float,
