@@ -5,7 +5,7 @@ of `t` is decided exactly (`count`), every term is split into floats that sum
 to it exactly (`two_sum`, `two_prod`), and `math.fsum` rounds the whole sum
 once (`exact_psi`). `exact_root` ends between two adjacent floats. Both the
 in-memory solve (`keras_biasinit.stats.huber`) and the multi-pass one's final
-solve (`keras_biasinit.stats._huber_search`) use them.
+solve (`keras_biasinit.stats._huber_solve`) use them.
 
 Example:
 

@@ -19,10 +19,10 @@ How it is computed (`memory_budget` bytes, default 256 MiB):
 - Small data (the in-memory solve, about 40 bytes per value and column plus
   about 250 bytes per row, fits the budget): one pass, then the exact solve above.
 - Otherwise, over a re-iterable input, typically two passes for float32
-  targets (see `keras_biasinit.stats._driver`, `_huber_radix` and
-  `_huber_search`). For a bracket `[L, U]` of the location only the values
-  in `[L - delta, U - delta]` and `[L + delta, U + delta]` change regime;
-  every other value adds `+delta`, `-delta` or `b - y` to `psi` whatever `b`
+  targets (see `keras_biasinit.stats._driver`, `_huber_radix`,
+  `_huber_search` and `_huber_solve`). For a bracket `[L, U]` of the location
+  only the values in `[L - delta, U - delta]` and `[L + delta, U + delta]`
+  change regime; every other value adds `+delta`, `-delta` or `b - y` to `psi` whatever `b`
   in the bracket, so it is needed only through sums. (1) Pass 1 counts, per
   column, the weight and `sum w y` of each value of the high 16 bits of the
   float32 bit pattern (a 2^16-bin radix histogram, as for the median); the
@@ -64,7 +64,8 @@ from keras_biasinit.stats._huber_memory import huber_location_1d
 from keras_biasinit.stats._huber_radix import collect_cost
 from keras_biasinit.stats._huber_radix import radix_bins
 from keras_biasinit.stats._huber_radix import radix_bracket
-from keras_biasinit.stats._huber_search import huber_loss
+from keras_biasinit.stats._huber_solve import huber_loss
+from keras_biasinit.stats._huber_solve import solve as solve_collected
 from keras_biasinit.stats._keys import from_keys
 from keras_biasinit.stats._plan import BIN
 from keras_biasinit.stats._plan import COLLECT
@@ -232,8 +233,8 @@ class HuberSearch:
         return None if self.done.all() else self._plan(wanted, plan, meter)
 
     def _collected(self, result, j: int):
-        solved = search.solve(result, j, self.delta, self.low[j], self.high[j],
-                              self.data_min[j], self.data_max[j])
+        solved = solve_collected(result, j, self.delta, self.low[j],
+                                 self.high[j], self.data_min[j], self.data_max[j])
         if solved == "low":  # rounding disagreed: widen that side
             self.low[j] = self.data_min[j]
         elif solved == "high":
