@@ -9,7 +9,7 @@ sums. A histogram pass over the windows bounds psi at the bin edges +- delta
 says what collecting its windows would cost; a bracket the bins cannot narrow
 is narrowed by evaluating psi exactly at `PROBES` points (`probe_points`,
 `probed`). A collect pass then solves psi on the bracket (`_huber_solve`).
-`keras_biasinit.stats.huber` drives these steps.
+`keras_biasinit.stats._huber_steps` drives these steps.
 """
 
 from __future__ import annotations

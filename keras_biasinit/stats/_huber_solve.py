@@ -1,6 +1,6 @@
 """The Huber location from a collect pass: psi solved on the bracket.
 
-A collect pass (`keras_biasinit.stats.huber`) gathers every distinct value of
+A collect pass (`keras_biasinit.stats._huber_steps`) gathers every distinct value of
 the bracket's two windows, `[L - delta, U - delta]` and `[L + delta,
 U + delta]` (`_huber_search.windows`); every other row adds `+delta`,
 `-delta` or `b - y` to `psi(b) = sum_i w_i clip(b - y_i, -delta, delta)`
