@@ -32,6 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from keras_biasinit.stats._exact_sum import two_prod
+from keras_biasinit.stats._huber_exact import Psi
 from keras_biasinit.stats._huber_exact import exact_root
 from keras_biasinit.stats._huber_exact import fsum
 from keras_biasinit.stats._huber_exact import psi_parts
@@ -106,15 +107,17 @@ def _exact_solve(exact, j: int, values, weights, delta: float, low: float,
     if not (np.all(weights == np.floor(weights)) and cum_w[-1] < 2.0**53):
         cum_w = None  # prefix weights would round: saturated terms one by one
 
-    def psi(t: float):
-        parts, slope = psi_parts(values, weights, cum_w, delta, t)
-        low_part = lows @ np.clip(t - values, -delta, delta)
-        return (fsum([*parts, *const, *two_prod(t, between), [low_part]]),
-                slope + slope_between)
+    def psi(t: float, t_lo: float = 0.0) -> Psi:  # at t + t_lo
+        parts, slope, rows = psi_parts(values, weights, cum_w, delta, t, t_lo)
+        residual = t - values if not t_lo else (t - values) + t_lo
+        low_part = lows @ np.clip(residual, -delta, delta)
+        shifted = [between * t_lo] if t_lo else []  # exact: a power of two
+        return Psi(fsum([*parts, *const, *two_prod(t, between), *shifted,
+                         [low_part]]), slope + slope_between, rows)
 
-    if not at_min and psi(low)[0] > 0:
+    if not at_min and psi(low).value > 0:
         return "below"
-    if not at_max and psi(high)[0] < 0:
+    if not at_max and psi(high).value < 0:
         return "above"
     return exact_root(psi, low, high, float(np.clip(start, low, high)))
 

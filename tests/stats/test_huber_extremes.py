@@ -89,3 +89,22 @@ def test_the_reference_is_exact_on_a_hand_example():
     # delta 2: on [-1, 2] psi(b) = b + 3 (b - 1) - 2 = 4 b - 5, zero at 5 / 4.
     root = exact_location(np.array([0.0, 1.0, 10.0]), np.array([1.0, 3.0, 1.0]), 2.0)
     assert root == Fraction(5, 4)
+
+
+@pytest.mark.parametrize("seed", [4, 5, 6])
+def test_delta_below_the_spacing_gives_the_nearest_float(seed):
+    # Data near 1e9 (ulp 1.2e-7), delta 1e-12 to 1e-8: the root lies within
+    # delta of a value, where psi is steep, and is flat up to the next float.
+    # psi at the two floats around the root is then no guide to which is
+    # nearer (it is not linear between them): once 1 ulp off in about half
+    # such cases, in memory and streamed alike.
+    rng = np.random.default_rng(seed)
+    y = 1e9 + np.round(rng.normal(size=50) * 1e3, 2)
+    w = rng.random(50) + 0.01
+    delta = 1e-12 * 10 ** rng.uniform(0, 4)
+    expected = float(exact_location(y, w, delta))
+    streamed = huber_location(split(y, w, size=7), delta=delta, memory_budget=TINY)
+    in_memory = huber_location(split(y, w), delta=delta, memory_budget=2**28)
+    assert streamed.passes >= 2 and in_memory.passes == 1
+    assert streamed.location[0] == expected
+    assert in_memory.location[0] == expected
