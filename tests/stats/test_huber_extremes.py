@@ -1,10 +1,11 @@
-"""The Huber location of values near the float range's end (1e300), exactly.
+"""The Huber location at the extremes, exactly: values near the float range's
+end (1e300), and `delta` far below the data's spacing.
 
-There `w * y` and `delta * w` are near the overflow threshold, where a plain
-Veltkamp split (`2^27 * x`) overflows and a sum of `rows * max|x|` leaves the
-range: psi summed from such parts lost its last digits, tens of ulps of the
-location on the data below (a few rows between two far clusters, so psi's
-slope is small beside the saturated weight).
+Near 1e300 `w * y` and `delta * w` are near the overflow threshold, where a
+plain Veltkamp split (`2^27 * x`) overflows and a sum of `rows * max|x|`
+leaves the range: psi summed from such parts lost its last digits, tens of
+ulps of the location on the data below (a few rows between two far clusters,
+so psi's slope is small beside the saturated weight).
 
 The reference is independent of the package: every float is an integer
 multiple of a power of two, so with a common power of two for the values and
