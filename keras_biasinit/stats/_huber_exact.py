@@ -158,9 +158,20 @@ def count(values, shift: float, t: float, *, strict: bool, t_lo: float = 0.0) ->
 
 def fsum(arrays) -> float:
     """The correctly rounded sum of all the arrays' elements (`math.fsum`), in
-    bounded memory; a plain float sum if an exact split overflowed."""
+    bounded memory; a ValueError if a term or the sum is beyond the float64
+    range (psi cannot then be summed exactly: no silent rounding)."""
     arrays = [np.ravel(a) for a in arrays]
-    if not all(np.isfinite(a).all() for a in arrays):
-        return float(sum(np.nansum(a) for a in arrays))
-    return math.fsum(itertools.chain.from_iterable(
-        a[i : i + _CHUNK].tolist() for a in arrays for i in range(0, a.size, _CHUNK)))
+    try:
+        if not all(np.isfinite(a).all() for a in arrays):
+            raise OverflowError
+        return math.fsum(itertools.chain.from_iterable(
+            a[i : i + _CHUNK].tolist() for a in arrays
+            for i in range(0, a.size, _CHUNK)))
+    except OverflowError:
+        raise ValueError(
+            "The Huber location cannot be computed exactly here: sums of "
+            "`weight * target` or `weight * delta` exceed the float64 range "
+            "(about 1.8e308). Rescale the targets and `delta` together (e.g. "
+            "divide both by 1e300; the location scales with them), or the "
+            "sample weights."
+        ) from None
