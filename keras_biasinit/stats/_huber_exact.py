@@ -168,10 +168,15 @@ def fsum(arrays) -> float:
             a[i : i + _CHUNK].tolist() for a in arrays
             for i in range(0, a.size, _CHUNK)))
     except OverflowError:
-        raise ValueError(
-            "The Huber location cannot be computed exactly here: sums of "
-            "`weight * target` or `weight * delta` exceed the float64 range "
-            "(about 1.8e308). Rescale the targets and `delta` together (e.g. "
-            "divide both by 1e300; the location scales with them), or the "
-            "sample weights."
-        ) from None
+        raise overflow_error() from None
+
+
+def overflow_error() -> ValueError:
+    """psi's sums beyond the float64 range: what to do about it."""
+    return ValueError(
+        "The Huber location cannot be computed exactly here: sums of "
+        "`weight * target` or `weight * delta` exceed the float64 range "
+        "(about 1.8e308). Rescale the targets and `delta` together (e.g. "
+        "divide both by 1e300; the location scales with them), or the "
+        "sample weights."
+    )

@@ -23,6 +23,7 @@ from keras_biasinit.stats._budget import analysis_block
 from keras_biasinit.stats._budget import bins_per_window
 from keras_biasinit.stats._budget import collect_capacity
 from keras_biasinit.stats._gathered import GatheredPlan
+from keras_biasinit.stats._huber_exact import overflow_error
 from keras_biasinit.stats._huber_radix import collect_cost
 from keras_biasinit.stats._huber_radix import radix_bins
 from keras_biasinit.stats._huber_radix import radix_bracket
@@ -37,6 +38,7 @@ from keras_biasinit.stats._plan import Plan
 #: in the budget) seldom narrow the location enough for binning its windows
 #: to beat binning the whole range.
 FINE_BITS = 12
+_MAX = np.finfo(np.float64).max
 
 
 class HuberSteps:
@@ -53,6 +55,8 @@ class HuberSteps:
         self.location = self.data_min.copy()
         self.loss_sum = np.zeros(d)
         self.done = first.kmin == first.kmax  # constant columns: the value
+        if not 2 * self.delta * float(first.weight) < _MAX:  # psi's range
+            raise overflow_error()
         self.block = analysis_block(meter.budget)
         plan = GatheredPlan(d, bins_per_window(meter.budget, d))
         if self.done.all():
