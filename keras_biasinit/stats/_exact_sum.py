@@ -45,6 +45,8 @@ def exact_sum(x: np.ndarray) -> np.ndarray:
         x = x[:, None]
     spread = max(1, int(x.shape[0]) - 1).bit_length() + 1  # rows <= 2^(spread-1)
     top = np.abs(x).max(axis=0) if x.shape[0] else np.zeros(x.shape[1:])
+    if not np.all(np.isfinite(top)):  # inf or NaN terms: their plain sum
+        return x.sum(axis=0)[None]
     if not np.all(top < _LIMIT / 2.0**spread):  # sigma would overflow
         big = np.abs(x) >= 2.0**-900
         scaled = exact_sum(np.where(big, x, 0.0) * 2.0**-_SCALE)

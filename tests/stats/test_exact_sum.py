@@ -86,3 +86,11 @@ def test_sums_beyond_the_extraction_range_stay_exact():
     assert np.isfinite(levels).all()
     for j in range(2):
         assert _exact(levels[:, j]) == _exact(x[:, j])
+
+
+def test_infinite_terms_give_their_plain_sum():
+    # (a product that overflowed upstream): no extraction, no endless rescaling
+    x = np.array([[np.inf, 1.0], [1.0, 2.0]])
+    with np.errstate(invalid="ignore"):
+        levels = exact_sum(x)
+    assert levels[:, 0].sum() == np.inf and levels[:, 1].sum() == 3.0
