@@ -55,8 +55,12 @@ class HuberSteps:
         self.location = self.data_min.copy()
         self.loss_sum = np.zeros(d)
         self.done = first.kmin == first.kmax  # constant columns: the value
-        if not 2 * self.delta * float(first.weight) < _MAX:  # psi's range
-            raise overflow_error()
+        with np.errstate(over="ignore", invalid="ignore"):
+            # psi's range (delta W) and its sums of `w y` (at most sum w |y|)
+            # must fit the float64 range.
+            size = first.scale + self.delta * float(first.weight)
+            if not np.all((size < _MAX) | self.done):
+                raise overflow_error()
         self.block = analysis_block(meter.budget)
         plan = GatheredPlan(d, bins_per_window(meter.budget, d))
         if self.done.all():
