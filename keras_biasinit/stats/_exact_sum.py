@@ -11,8 +11,9 @@ NumPy sums them with no rounding. Each level resolves about
 levels. A running sum is kept as such levels (`ExactSums`) and re-extracted
 with each new chunk, so it stays a few floats per column whatever the data.
 
-Terms near the overflow threshold (`rows * max|x|` above `2^1022`) are summed
-plainly, the one case that rounds.
+Terms near the overflow threshold (`rows * max|x|` above `2^1022`, e.g. `w y`
+of 1e300 values) are summed scaled by `2^-80`, exactly (a power of two), the
+column's tiny terms apart; only a sum beyond the float range is lost (inf).
 
 Example:
 
@@ -28,6 +29,9 @@ from typing import Dict
 import numpy as np
 
 _LIMIT = 2.0**1022
+#: Terms too large to extract are summed scaled by 2^-_SCALE (exact for terms
+#: at or above 2^-900; smaller ones are summed apart, unscaled).
+_SCALE = 80
 
 
 def exact_sum(x: np.ndarray) -> np.ndarray:
@@ -39,21 +43,25 @@ def exact_sum(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, np.float64)
     if x.ndim == 1:
         x = x[:, None]
-    levels = []
     spread = max(1, int(x.shape[0]) - 1).bit_length() + 1  # rows <= 2^(spread-1)
+    top = np.abs(x).max(axis=0) if x.shape[0] else np.zeros(x.shape[1:])
+    if not np.all(np.isfinite(top)):  # inf or NaN terms: their plain sum
+        return x.sum(axis=0)[None]
+    if not np.all(top < _LIMIT / 2.0**spread):  # sigma would overflow
+        big = np.abs(x) >= 2.0**-900
+        scaled = exact_sum(np.where(big, x, 0.0) * 2.0**-_SCALE)
+        with np.errstate(over="ignore"):
+            return np.concatenate([scaled * 2.0**_SCALE,
+                                   exact_sum(np.where(big, 0.0, x))])
+    levels = []
     with np.errstate(over="ignore", invalid="ignore"):
-        while True:
-            top = np.abs(x).max(axis=0) if x.shape[0] else np.zeros(x.shape[1:])
-            if not np.any(top):
-                break
-            if not np.all(top < _LIMIT / 2.0**spread):  # would overflow: plain
-                levels.append(x.sum(axis=0))
-                break
+        while np.any(top):
             sigma = np.ldexp(1.0, np.frexp(top)[1] + spread)
             sigma = np.where(top > 0, sigma, 0.0)
             q = (sigma + x) - sigma
             levels.append(q.sum(axis=0))
             x = x - q
+            top = np.abs(x).max(axis=0)
     return np.array(levels) if levels else np.zeros((1,) + x.shape[1:])
 
 
@@ -128,16 +136,28 @@ def two_sum(a, b):
 
 
 _SPLIT = 2.0**27 + 1  # Veltkamp's splitter for float64
+#: Above this `_SPLIT * x` would overflow: such x are split scaled by 2^-28.
+_SPLIT_MAX = 2.0**995
+
+
+def _split(x: np.ndarray):
+    """`x` as `(hi, lo)`, `hi + lo == x` exactly, each of at most 26
+    significant bits (Veltkamp); values near the overflow threshold (above
+    `2^995`, e.g. 1.4e300) are split scaled by an exact power of two, where
+    `_SPLIT * x` would overflow and leave NaN."""
+    big = np.abs(x) > _SPLIT_MAX
+    scaled = np.where(big, x * 2.0**-28, x) if big.any() else x
+    hi = _SPLIT * scaled
+    hi = hi - (hi - scaled)
+    if scaled is not x:
+        hi = np.where(big, hi * 2.0**28, hi)
+    return hi, x - hi
 
 
 def two_prod(a, b):
     """`a * b` as `(p, e)` with `p + e == a * b` exactly (Dekker), for arrays;
-    inexact only on overflow or underflow."""
+    inexact only where `a * b` overflows or its error underflows."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     p = a * b
-    a_hi = _SPLIT * a
-    a_hi = a_hi - (a_hi - a)
-    b_hi = _SPLIT * b
-    b_hi = b_hi - (b_hi - b)
-    a_lo, b_lo = a - a_hi, b - b_hi
+    (a_hi, a_lo), (b_hi, b_lo) = _split(a), _split(b)
     return p, ((a_hi * b_hi - p) + a_hi * b_lo + a_lo * b_hi) + a_lo * b_lo

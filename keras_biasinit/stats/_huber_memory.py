@@ -31,7 +31,8 @@ def huber_location_1d(y: np.ndarray, w: np.ndarray, delta: float) -> float:
     interval is returned: `(y_k + y_{k+1}) / 2`, whatever `delta`. Otherwise the
     root is unique: an approximate bisection over the breakpoints `y +- delta`
     gives a start, and a safeguarded Newton iteration on psi evaluated exactly
-    (`exact_psi`) ends between two adjacent floats; the nearer is returned.
+    (`exact_psi`) ends between two adjacent floats; the nearer is returned
+    (psi's sign at their midpoint decides; a tie goes to the even one).
     Nothing is compared with a rounded `y +- delta`, so a `delta` below the
     spacing of the data (1e-12 on data near 1e9) is as exact as any other.
 

@@ -2,20 +2,18 @@
 
 Pass 1 of the exact order statistics histograms the high bits of every
 value's float32 pattern (`_radix`): per column and bin the count, the weight
-`W` and `S = sum w y`, over a known value range `[lo, hi]`. For any `b`,
-`psi(b) = sum_i w_i clip(b - y_i, -delta, delta)` is then bounded from the
-bins alone: a bin wholly at or below `b - delta` adds `delta W`, one wholly at
-or above `b + delta` adds `-delta W`, one wholly between them adds
-`b W - S` exactly, and only the (at most two) bins straddling `b - delta` or
-`b + delta` are uncertain, each between `W clip(b - hi)` and `W clip(b - lo)`.
-A point where the upper bound is below 0 has every root above it, one where
-the lower bound is above 0 every root below it (psi is non-decreasing): that
-brackets the location, usually far inside one bin, since a straddling bin's
-uncertainty is its weight times its width while psi's slope is the weight
-within `delta`.
+`W` and `S = sum w y`, over a known value range `[lo, hi]`. The bins bound
+`psi(b) = sum_i w_i clip(b - y_i, -delta, delta)` at any `b`
+(`_huber_bounds`: only the at most two bins straddling `b - delta` or
+`b + delta` are uncertain), which brackets the location, usually far inside
+one bin, since a straddling bin's uncertainty is its weight times its width
+while psi's slope is the weight within `delta`. Here each bin's sum is taken
+about the middle bin's low edge and summed outward from it (a far outlier's
+bin enters only the points near it), and the rounding margin is bounded from
+the rows summed.
 
 The bracket's two windows (`_huber_search.windows`) are then collected
-exactly in pass 2 (`HuberSearch`), `collect_cost` saying how many distinct
+exactly in pass 2 (`_huber_steps`), `collect_cost` saying how many distinct
 values they may hold.
 
 Example (three bins of weight 1, 4 and 1 over [0, 1], [1, 2] and [2, 3],
@@ -36,6 +34,10 @@ from typing import NamedTuple
 
 import numpy as np
 
+from keras_biasinit.stats._huber_bounds import binned
+from keras_biasinit.stats._huber_bounds import edge_points
+from keras_biasinit.stats._huber_bounds import narrow
+from keras_biasinit.stats._huber_bounds import psi_bounds as bounds_of
 from keras_biasinit.stats._keys import from_keys
 from keras_biasinit.stats._keys import to_keys
 from keras_biasinit.stats._radix import key_order
@@ -99,10 +101,11 @@ def radix_bracket(bins: RadixBins, delta: float, low: float, high: float):
     """A narrower `(low, high)` holding every root of psi: first at the bin
     edges +- delta, then `_ROUNDS` times at `_GRID` points inside."""
     start = low, high
-    edges = np.concatenate([bins.low - delta, bins.low + delta,
-                            bins.high - delta, bins.high + delta])
-    points = np.unique(edges[(edges > low) & (edges < high)])
-    low, high = _narrow(bins, delta, points, low, high)
+
+    def bounds(points):
+        return psi_bounds(bins, delta, points)
+
+    low, high = narrow(bounds, edge_points(bins, delta, low, high), low, high)
     for _ in range(_ROUNDS):
         if not high > low:
             break
@@ -110,8 +113,8 @@ def radix_bracket(bins: RadixBins, delta: float, low: float, high: float):
         keys = np.linspace(*_keys_of(low, high), _GRID // 2 + 2)[1:-1]
         in_keys = from_keys(keys.astype(np.uint64))
         points = np.unique(np.concatenate([in_value, in_keys]))
-        low, high = _narrow(bins, delta, points[(points > low) & (points < high)],
-                            low, high)
+        low, high = narrow(bounds, points[(points > low) & (points < high)],
+                           low, high)
     return (low, high) if low < high else start  # (bounds broken by rounding)
 
 
@@ -119,50 +122,24 @@ def _keys_of(low: float, high: float):
     return to_keys(np.array([low, high])).astype(np.float64)
 
 
-def _narrow(bins: RadixBins, delta: float, points, low: float, high: float,
-            block: int = 4096):
-    for start in range(0, points.size, block):  # bounded temporaries
-        p = points[start : start + block]
-        lower, upper, margin = psi_bounds(bins, delta, p)
-        below, above = p[upper < -margin], p[lower > margin]
-        if below.size:
-            low = max(low, float(below.max()))
-        if above.size:
-            high = min(high, float(above.min()))
-    return low, high
-
-
 def psi_bounds(bins: RadixBins, delta: float, points: np.ndarray):
-    """Lower and upper bounds on psi at `points`, and the rounding margin
-    beyond which their signs are certain."""
-    lo, hi, weight = bins.low, bins.high, bins.weight
+    """Lower and upper bounds on psi at `points` (`_huber_bounds.psi_bounds`),
+    and the rounding margin beyond which their signs are certain."""
+    weight = bins.weight
     m = min(int(np.searchsorted(np.cumsum(weight), weight.sum() / 2)),
             weight.size - 1)
-    centre = lo[m]
+    centre = bins.low[m]
     dev = bins.sum - centre * weight  # sum w (y - centre): less cancellation
-    cum_w = np.concatenate([[0.0], np.cumsum(weight)])
     # Sums of bins from the middle one, so a far outlier's bin (1e30) enters
     # only the points whose bins it is among.
-    cum_d, abs_d = _from_middle(dev, m), _from_middle(np.abs(dev), m)
-    abs_s = _from_middle(np.abs(bins.sum), m)
-    i_a = np.searchsorted(hi, points - delta, side="right")  # hi <= b - delta
-    i_c = np.searchsorted(lo, points + delta, side="left")  # lo >= b + delta
+    column = binned(low=bins.low, high=bins.high, weight=weight, dev=dev,
+                    anchor=centre, groups=[(0, weight.size)],
+                    cum_d=_from_middle(dev, m))
+    lower, upper, i_a, i_c = bounds_of(column, delta, points)
+    abs_d, abs_s = _from_middle(np.abs(dev), m), _from_middle(np.abs(bins.sum), m)
+    cum_w = column.cum_w
     w_in = cum_w[i_c] - cum_w[i_a]
-    part = (delta * (cum_w[i_a] - (cum_w[-1] - cum_w[i_c]))
-            + w_in * (points - centre) - (cum_d[i_c] - cum_d[i_a]))
-    lower, upper = part, part.copy()
-    has = i_a < i_c
-    first = np.minimum(i_a, weight.size - 1)
-    last = np.maximum(i_c - 1, 0)
-    s1 = has & (lo[first] < points - delta)
-    s2 = has & (hi[last] > points + delta) & ~(s1 & (last == first))
-    for flag, i in ((s1, first), (s2, last)):  # straddling bins: bounded
-        linear = weight[i] * (points - centre) - dev[i]
-        lower += np.where(flag, weight[i] * np.clip(points - hi[i], -delta, delta)
-                          - linear, 0.0)
-        upper += np.where(flag, weight[i] * np.clip(points - lo[i], -delta, delta)
-                          - linear, 0.0)
-    # Every sum above rounded: the bins' own (at most `rows` terms each, all of
+    # Every sum rounded: the bins' own (at most `rows` terms each, all of
     # one sign within a bin), the sums over bins and the products.
     scale = (delta * cum_w[-1] + np.abs(abs_s[i_c] - abs_s[i_a])
              + np.abs(abs_d[i_c]) + np.abs(abs_d[i_a])

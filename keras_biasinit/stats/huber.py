@@ -19,28 +19,29 @@ How it is computed (`memory_budget` bytes, default 256 MiB):
 - Small data (the in-memory solve, about 40 bytes per value and column plus
   about 250 bytes per row, fits the budget): one pass, then the exact solve above.
 - Otherwise, over a re-iterable input, typically two passes for float32
-  targets (see `keras_biasinit.stats._driver`, `_huber_radix` and
-  `_huber_search`). For a bracket `[L, U]` of the location only the values
-  in `[L - delta, U - delta]` and `[L + delta, U + delta]` change regime;
-  every other value adds `+delta`, `-delta` or `b - y` to `psi` whatever `b`
-  in the bracket, so it is needed only through sums. (1) Pass 1 counts, per
-  column, the weight and `sum w y` of each value of the high 16 bits of the
-  float32 bit pattern (a 2^16-bin radix histogram, as for the median); the
-  bins bound psi at any `b` (bins wholly beyond `b +- delta` add
-  `+-delta W`, bins wholly within `b W - sum w y`, only the two straddling
-  `b +- delta` are uncertain), hence a bracket usually far narrower than a
-  bin (`_huber_radix`). (2) The values of the bracket's two windows are
-  collected exactly, the rest enter through per-region sums (weight, first
-  and second moments, for the loss) and exact sums (`_exact_sum`: the weight
-  below, between and above, and `sum w y` between), and `psi` is summed
-  exactly on the bracket as above (`_huber_exact`): the same float as the
-  in-memory solve. Windows that may hold more distinct values than a
-  quarter of the budget allows (coarse bins: many columns, a small budget,
-  float64 targets in one float32 bin) are binned again first, in two
-  histograms per window (even in float keys and in value) with per-bin
-  weight, weighted sum, min and max (one more pass each), and a bracket the
-  bins cannot narrow is narrowed by evaluating `psi` exactly at 32 points in
-  one pass; never approximated. Budgets under 1 MiB skip the radix
+  targets (see `keras_biasinit.stats._driver` and `_huber_steps`, which drives
+  `_huber_radix`, `_huber_search` and `_huber_solve`). For a bracket `[L, U]`
+  of the location only the values in `[L - delta, U - delta]` and
+  `[L + delta, U + delta]` change regime; every other value adds `+delta`,
+  `-delta` or `b - y` to `psi` whatever `b` in the bracket, so it is needed
+  only through sums.
+  (1) Pass 1 counts, per column, the weight and `sum w y` of each value of the
+  high 16 bits of the float32 bit pattern (a 2^16-bin radix histogram, as for
+  the median); the bins bound psi at any `b` (bins wholly beyond `b +- delta`
+  add `+-delta W`, bins wholly within `b W - sum w y`, only the two straddling
+  `b +- delta` are uncertain: `_huber_bounds`), hence a bracket usually far
+  narrower than a bin (`_huber_radix`). (2) The values of the bracket's two
+  windows are collected exactly, the rest enter through per-region sums
+  (weight, first and second moments, for the loss) and exact sums
+  (`_exact_sum`: the weight below, between and above, and `sum w y` between),
+  and `psi` is summed exactly on the bracket as above (`_huber_solve`,
+  `_huber_exact`): the same float as the in-memory solve. Windows that may
+  hold more distinct values than a quarter of the budget allows (coarse bins:
+  many columns, a small budget, float64 targets in one float32 bin) are binned
+  again first, in two histograms per window (even in float keys and in value)
+  with per-bin weight, weighted sum, min and max (one more pass each), and a
+  bracket the bins cannot narrow is narrowed by evaluating `psi` exactly at 32
+  points in one pass; never approximated. Budgets under 1 MiB skip the radix
   histogram (pass 1 then only counts and finds min and max).
 - A one-shot iterator (a generator) whose data exceed the budget cannot be read
   again: ValueError, asking for a re-iterable dataset or a larger budget.
@@ -53,31 +54,14 @@ from typing import Iterable, Optional, Tuple
 
 import numpy as np
 
-from keras_biasinit.stats import _huber_search as search
 from keras_biasinit.stats._budget import DEFAULT_MEMORY_BUDGET
-from keras_biasinit.stats._budget import analysis_block
-from keras_biasinit.stats._budget import bins_per_window
-from keras_biasinit.stats._budget import collect_capacity
 from keras_biasinit.stats._driver import solve
-from keras_biasinit.stats._gathered import GatheredPlan
 from keras_biasinit.stats._huber_memory import huber_location_1d
-from keras_biasinit.stats._huber_radix import collect_cost
-from keras_biasinit.stats._huber_radix import radix_bins
-from keras_biasinit.stats._huber_radix import radix_bracket
-from keras_biasinit.stats._huber_search import huber_loss
-from keras_biasinit.stats._keys import from_keys
-from keras_biasinit.stats._plan import BIN
-from keras_biasinit.stats._plan import COLLECT
-from keras_biasinit.stats._plan import PROBE
-from keras_biasinit.stats._plan import Plan
+from keras_biasinit.stats._huber_solve import huber_loss
+from keras_biasinit.stats._huber_steps import HuberSteps
 from keras_biasinit.stats.state import Reducer
 
 Batch = Tuple[np.ndarray, Optional[np.ndarray]]
-
-#: Radix digits of fewer bits (bins wider than 1/8 of a binade: many columns
-#: in the budget) seldom narrow the location enough for binning its windows
-#: to beat binning the whole range.
-FINE_BITS = 12
 
 
 @dataclasses.dataclass
@@ -143,7 +127,7 @@ def huber_location(
                  memory_budget=memory_budget, reducer=reducer)
 
 
-class HuberSearch:
+class HuberSearch(HuberSteps):
     """The Huber location as a `keras_biasinit.stats._driver.Search`."""
 
     name = "Huber location"
@@ -173,106 +157,6 @@ class HuberSearch:
     #: The stages a Beam pipeline unrolls by default: typical data take 2
     #: passes from a budget of 8 MiB up, 3 at 2 MiB, 5 at 1 MiB.
     default_max_passes = 5
-
-    def start(self, first, meter) -> Optional[Plan]:
-        d = first.kmin.shape[0]
-        self.kmin, self.kmax = first.kmin, first.kmax
-        self.data_min, self.data_max = from_keys(first.kmin), from_keys(first.kmax)
-        # brackets: every root in [low, high]
-        self.low, self.high = self.data_min.copy(), self.data_max.copy()
-        self.location = self.data_min.copy()
-        self.loss_sum = np.zeros(d)
-        self.done = first.kmin == first.kmax  # constant columns: the value
-        self.block = analysis_block(meter.budget)
-        plan = GatheredPlan(d, bins_per_window(meter.budget, d))
-        if self.done.all():
-            return None
-        histogram = getattr(first, "radix", None)
-        if histogram is not None:
-            first.radix = None  # read here: its memory is free for the next pass
-            wanted = [self._from_radix(histogram, j) for j in
-                      np.flatnonzero(~self.done)]
-            meter.release(histogram.held)
-            fits = sum(item[0] for item in wanted) <= collect_capacity(meter.budget)
-            if fits or histogram.plan.bits >= FINE_BITS:
-                return self._plan(wanted, plan, meter)
-        # No histogram, or too coarse a one whose windows do not fit: bin each
-        # column's whole range (a pass that needs no region sums).
-        for j in np.flatnonzero(~self.done):
-            plan.set(j, BIN, [(int(first.kmin[j]), int(first.kmax[j]))])
-        return plan
-
-    def _from_radix(self, histogram, j: int):
-        """(cost, column, windows, spans, stuck) from pass 1's radix bins: the
-        bracket they give (`_huber_radix`), its windows and their cost."""
-        bins = radix_bins(histogram, j)
-        self.low[j], self.high[j] = radix_bracket(bins, self.delta, self.low[j],
-                                                  self.high[j])
-        wins = search.windows(self.low[j], self.high[j], self.delta)
-        spans = [(max(lo, int(self.kmin[j])), min(hi, int(self.kmax[j])))
-                 for lo, hi in wins]
-        return collect_cost(bins, wins), j, wins, spans, False
-
-    def step(self, result, plan, meter) -> Optional[Plan]:
-        wanted = []  # (cost, column, windows, spans, probe next?)
-        for j in np.flatnonzero(~self.done):
-            if plan.mode[j] == COLLECT:
-                cost, spans, stuck = self._collected(result, j)
-            elif plan.mode[j] == PROBE:
-                cost, spans, stuck = self._probed(result, j)
-            else:
-                cost, spans, stuck = self._binned(result, j)
-            if self.done[j]:
-                continue
-            wins = search.windows(self.low[j], self.high[j], self.delta)
-            if spans is None:  # bin where data can be: within [min, max]
-                spans = [(max(lo, int(self.kmin[j])), min(hi, int(self.kmax[j])))
-                         for lo, hi in wins]
-            wanted.append((cost, j, wins, spans, stuck))
-        return None if self.done.all() else self._plan(wanted, plan, meter)
-
-    def _collected(self, result, j: int):
-        solved = search.solve(result, j, self.delta, self.low[j], self.high[j],
-                              self.data_min[j], self.data_max[j])
-        if solved == "low":  # rounding disagreed: widen that side
-            self.low[j] = self.data_min[j]
-        elif solved == "high":
-            self.high[j] = self.data_max[j]
-        elif solved == "below":  # psi(low) > 0, exactly: the root is below
-            self.low[j], self.high[j] = self.data_min[j], self.low[j]
-        elif solved == "above":
-            self.low[j], self.high[j] = self.high[j], self.data_max[j]
-        else:
-            self.location[j], self.loss_sum[j] = solved
-            self.done[j] = True
-        return np.inf, None, False
-
-    def _probed(self, result, j: int):
-        self.low[j], self.high[j] = search.probed(result, j, self.delta,
-                                                  self.low[j], self.high[j])
-        # two one-key windows hold at most 2 distinct values
-        return (2.0 if self.low[j] == self.high[j] else np.inf), None, False
-
-    def _binned(self, result, j: int):
-        width = self.high[j] - self.low[j]
-        self.low[j], self.high[j], cost, spans = search.bracket(
-            result, j, self.delta, self.low[j], self.high[j], self.block)
-        return cost, spans, self.high[j] - self.low[j] > 0.5 * width
-
-    def _plan(self, wanted, plan, meter) -> Plan:
-        new = GatheredPlan(plan.columns, plan.bins)
-        new.exact_sums = True  # the final solve needs the regions exactly
-        room = collect_capacity(meter.budget)
-        for cost, j, wins, spans, stuck in sorted(wanted, key=lambda t: t[0]):
-            if cost <= room:
-                room -= cost
-                new.set(j, COLLECT, wins, spans)
-            elif stuck:  # the histogram could not narrow it: evaluate psi exactly
-                new.set_probes(j, search.probe_points(self.low[j], self.high[j]),
-                               self.delta)
-            else:
-                new.set(j, BIN, wins, spans)
-        return new
 
     def finish(self, first, passes: int, peak_bytes: int) -> HuberResult:
         return HuberResult(self.location, self.loss_sum / first.rows, first.rows,

@@ -9,6 +9,7 @@ import pytest
 from keras_biasinit.stats._exact_sum import ExactSums
 from keras_biasinit.stats._exact_sum import exact_sum
 from keras_biasinit.stats._exact_sum import group_sums
+from keras_biasinit.stats._exact_sum import two_prod
 
 
 def _exact(column):
@@ -62,3 +63,34 @@ def test_group_sums_keep_the_rounding_of_merged_weights():
         exact = _exact(x[bounds[g] : bounds[g + 1]])
         assert total[g] == np.add.reduceat(x, starts)[g]
         assert abs(Fraction(total[g]) + Fraction(error[g]) - exact) <= exact * 2**-100
+
+
+def test_products_near_the_overflow_threshold_split_exactly():
+    # 2^27 * a overflows above ~1.34e300: the split must not leave NaN.
+    rng = np.random.default_rng(3)
+    a = 10.0 ** rng.uniform(299, 308, 200) * rng.choice([-1, 1], 200)
+    b = rng.random(200) + 0.01
+    p, e = two_prod(a, b)
+    assert np.isfinite(e).all()
+    for ai, bi, pi, ei in zip(a, b, p, e):
+        assert Fraction(pi) + Fraction(ei) == Fraction(ai) * Fraction(bi)
+
+
+def test_sums_beyond_the_extraction_range_stay_exact():
+    # rows * max|x| above 2^1022: summed scaled by a power of two, with the
+    # column's tiny terms apart.
+    rng = np.random.default_rng(4)
+    x = 10.0 ** rng.uniform(300, 306, (300, 2)) * rng.choice([-1, 1], (300, 2))
+    x[::7, 1] = 10.0 ** rng.uniform(-320, -280, x[::7, 1].shape)
+    levels = exact_sum(x)
+    assert np.isfinite(levels).all()
+    for j in range(2):
+        assert _exact(levels[:, j]) == _exact(x[:, j])
+
+
+def test_infinite_terms_give_their_plain_sum():
+    # (a product that overflowed upstream): no extraction, no endless rescaling
+    x = np.array([[np.inf, 1.0], [1.0, 2.0]])
+    with np.errstate(invalid="ignore"):
+        levels = exact_sum(x)
+    assert levels[:, 0].sum() == np.inf and levels[:, 1].sum() == 3.0
