@@ -59,6 +59,8 @@ MODULES_WITH_EXAMPLES = [
     "keras_biasinit.heads.arguments",
     "keras_biasinit.heads.find",
     "keras_biasinit.stats._row_sample",
+    "keras_biasinit.stats._huber_bounds",
+    "keras_biasinit.stats._huber_solve",
 ]
 #: Modules that exist for TensorFlow inputs only (tf.data graph rewrites).
 NEEDS_TENSORFLOW = {"keras_biasinit.data.prune"}

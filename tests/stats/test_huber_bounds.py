@@ -2,17 +2,12 @@
 both the radix bins and the windows' histograms use.
 
 The reference is psi summed directly with NumPy from the rows themselves:
-`sum w clip(b - y, -delta, delta)`. The docstring examples of this module and
-of the collect-pass solve (private modules) run here too.
+`sum w clip(b - y, -delta, delta)`.
 """
-
-import doctest
 
 import numpy as np
 import pytest
 
-from keras_biasinit.stats import _huber_bounds
-from keras_biasinit.stats import _huber_solve
 from keras_biasinit.stats._huber_bounds import binned
 from keras_biasinit.stats._huber_bounds import edge_points
 from keras_biasinit.stats._huber_bounds import narrow
@@ -70,10 +65,3 @@ def test_narrow_keeps_the_root_between_certain_signs(rng):
     low, high = narrow(bounds, points, float(y.min()), float(y.max()), block=100)
     assert _psi(y, w, delta, [low])[0] < 0 < _psi(y, w, delta, [high])[0]
     assert high - low < (y.max() - y.min()) / 64  # a bin or two wide
-
-
-@pytest.mark.parametrize("module", [_huber_bounds, _huber_solve])
-def test_docstring_examples(module):
-    result = doctest.testmod(module, extraglobs={"np": np},
-                             optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0 and result.failed == 0
