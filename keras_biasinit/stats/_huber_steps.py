@@ -56,9 +56,11 @@ class HuberSteps:
         self.loss_sum = np.zeros(d)
         self.done = first.kmin == first.kmax  # constant columns: the value
         with np.errstate(over="ignore", invalid="ignore"):
-            # psi's range (delta W) and its sums of `w y` (at most sum w |y|)
-            # must fit the float64 range.
-            size = first.scale + self.delta * float(first.weight)
+            # psi's range (delta W), its sums of `w y` (at most sum w |y|) and
+            # the bins' sums of `w (y - anchor)` (at most 2 max|y| W) must fit
+            # the float64 range.
+            extent = np.maximum(np.abs(self.data_min), np.abs(self.data_max))
+            size = first.scale + (2.0 * extent + self.delta) * float(first.weight)
             if not np.all((size < _MAX) | self.done):
                 raise overflow_error()
         self.block = analysis_block(meter.budget)

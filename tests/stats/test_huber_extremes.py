@@ -125,3 +125,12 @@ def test_psi_beyond_the_float_range_is_an_error_that_says_to_rescale(rng):
     scale = 2.0**-1000
     result = huber_location([(y * scale, w)], delta=1e304 * scale)
     assert result.location[0] == float(exact_location(y * scale, w, 1e304 * scale))
+
+
+def test_bin_sums_beyond_the_float_range_are_an_error_in_passes(rng):
+    # psi's range fits (delta W = 4e306) but the passes' bin sums of
+    # w (y - anchor), up to 2 max|y| W ~ 1e309, do not: it was an IndexError.
+    y = rng.normal(size=4000) * 3e304
+    with pytest.raises(ValueError, match="float64 range.*Rescale the targets"):
+        with np.errstate(over="ignore", invalid="ignore"):
+            huber_location(split(y), delta=1e303, memory_budget=TINY)
