@@ -59,7 +59,8 @@ def _tf_partial(y):
     return rows, mean, tf.reduce_sum(tf.math.squared_difference(y64, mean), axis=0)
 
 
-def _merge(parts) -> "object":
+def _merge(parts):
+    """The partials `(rows, mean, m2)` merged into one `Moments` state."""
     from keras_biasinit.stats import Moments
 
     state = Moments()

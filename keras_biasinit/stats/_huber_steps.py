@@ -55,14 +55,7 @@ class HuberSteps:
         self.location = self.data_min.copy()
         self.loss_sum = np.zeros(d)
         self.done = first.kmin == first.kmax  # constant columns: the value
-        with np.errstate(over="ignore", invalid="ignore"):
-            # psi's range (delta W), its sums of `w y` (at most sum w |y|) and
-            # the bins' sums of `w (y - anchor)` (at most 2 max|y| W) must fit
-            # the float64 range.
-            extent = np.maximum(np.abs(self.data_min), np.abs(self.data_max))
-            size = first.scale + (2.0 * extent + self.delta) * float(first.weight)
-            if not np.all((size < _MAX) | self.done):
-                raise overflow_error()
+        self._check_sums_fit(first)
         self.block = analysis_block(meter.budget)
         plan = GatheredPlan(d, bins_per_window(meter.budget, d))
         if self.done.all():
@@ -81,6 +74,17 @@ class HuberSteps:
         for j in np.flatnonzero(~self.done):
             plan.set(j, BIN, [(int(first.kmin[j]), int(first.kmax[j]))])
         return plan
+
+    def _check_sums_fit(self, first) -> None:
+        """Raises the rescale error unless the passes' sums fit float64 in
+        every column left to solve: psi's range (`delta W`), its sums of
+        `w y` (at most `sum w |y|`) and the bins' sums of `w (y - anchor)`
+        (at most `2 max|y| W`)."""
+        extent = np.maximum(np.abs(self.data_min), np.abs(self.data_max))
+        with np.errstate(over="ignore", invalid="ignore"):
+            size = first.scale + (2.0 * extent + self.delta) * float(first.weight)
+        if not np.all((size < _MAX) | self.done):
+            raise overflow_error()
 
     def _from_radix(self, histogram, j: int):
         """(cost, column, windows, spans, stuck) from pass 1's radix bins: the
